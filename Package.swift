@@ -1,0 +1,90 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "storefront",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "storefront", targets: ["storefront"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "StorefrontCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StorefrontSQLite",
+            dependencies: [
+                "StorefrontCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StorefrontHTTP",
+            dependencies: [
+                "StorefrontCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "storefront",
+            dependencies: [
+                "StorefrontCore",
+                "StorefrontSQLite",
+                "StorefrontHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StorefrontContracts",
+            dependencies: ["StorefrontCore"],
+            path: "Tests/StorefrontContracts",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorefrontCoreTests",
+            dependencies: ["StorefrontCore", "StorefrontContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorefrontSQLiteTests",
+            dependencies: ["StorefrontCore", "StorefrontSQLite", "StorefrontContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorefrontHTTPTests",
+            dependencies: [
+                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

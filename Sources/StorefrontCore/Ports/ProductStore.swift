@@ -1,0 +1,31 @@
+import Foundation
+
+/// Where reads go: a replica may lag; the primary is always fresh.
+public enum ReadConsistency: Sendable {
+    /// A replica is fine (product views, lists).
+    case replica
+    /// Must see the latest committed write (purchases, critical reads).
+    case primary
+}
+
+/// The catalogue in the database.
+public protocol ProductStore: Sendable {
+    func product(id: Int64, consistency: ReadConsistency) async throws -> Product?
+    /// Products with `id > after`, ordered by id, at most `limit`.
+    func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage
+    /// Throws `StorefrontError.skuConflict` when the SKU exists.
+    func create(_ product: NewProduct, now: Date) async throws -> Product
+    /// Throws `StorefrontError.productNotFound` / `.skuConflict`.
+    func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product
+    /// Adds `qty` units of stock. Throws `StorefrontError.productNotFound`.
+    func restock(id: Int64, qty: Int64, now: Date) async throws -> Product
+    /// Creates `count` demo products in batches; `progress` is called with the number done so far.
+    func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws
+}
+
+/// A dependency whose health `/health/ready` reports.
+public protocol HealthCheckable: Sendable {
+    var healthName: String { get }
+    /// Throws when the dependency cannot serve.
+    func checkHealth() async throws
+}

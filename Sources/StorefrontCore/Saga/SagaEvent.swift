@@ -1,0 +1,119 @@
+import Foundation
+
+/// Event types written to the outbox (topic `storefront.saga-events`, key = saga id).
+public enum SagaEventType: String, Sendable, Codable, CaseIterable {
+    case sagaStarted = "SagaStarted"
+    case inventoryReserved = "InventoryReserved"
+    case orderCreated = "OrderCreated"
+    case paymentProcessed = "PaymentProcessed"
+    case orderConfirmed = "OrderConfirmed"
+    case paymentRefunded = "PaymentRefunded"
+    case orderCancelled = "OrderCancelled"
+    case inventoryReleased = "InventoryReleased"
+    case sagaCompensated = "SagaCompensated"
+    case sagaFailed = "SagaFailed"
+}
+
+/// The event envelope (schema version 1, see docs/events.md). Delivery is at-least-once; dedupe by `eventId`.
+public struct SagaEvent: Sendable, Equatable, Codable {
+    public static let schemaVersion = 1
+    public static let defaultTopic = "storefront.saga-events"
+
+    public var schemaVersion: Int
+    public var eventId: UUID
+    public var type: SagaEventType
+    public var sagaId: UUID
+    /// 1, 2, 3 … within one saga.
+    public var sequence: Int
+    public var occurredAt: Date
+    public var productId: Int64
+    public var orderId: Int64?
+    public var qty: Int64
+    public var amountMinor: Int64
+    public var currency: String
+    public var reason: String?
+
+    public init(
+        eventId: UUID = UUID(), type: SagaEventType, saga: Saga, sequence: Int, occurredAt: Date, reason: String?
+    ) {
+        self.schemaVersion = Self.schemaVersion
+        self.eventId = eventId
+        self.type = type
+        self.sagaId = saga.id
+        self.sequence = sequence
+        self.occurredAt = occurredAt
+        self.productId = saga.productId
+        self.orderId = saga.orderId
+        self.qty = saga.qty
+        self.amountMinor = saga.amountMinor
+        self.currency = saga.currency
+        self.reason = reason
+    }
+
+    /// The JSON payload stored in the outbox and published.
+    public func jsonPayload() throws -> String {
+        String(decoding: try Self.encoder.encode(self), as: UTF8.self)
+    }
+
+    public static func decode(_ payload: String) throws -> SagaEvent {
+        try decoder.decode(SagaEvent.self, from: Data(payload.utf8))
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamp.rfc3339(date))
+        }
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let s = try c.decode(String.self)
+            guard let date = Timestamp.parse(s) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 timestamp: \(s)")
+            }
+            return date
+        }
+        return d
+    }()
+}
+
+/// A row of the transactional outbox.
+public struct OutboxRecord: Sendable, Equatable {
+    public var id: Int64
+    public var eventId: UUID
+    public var topic: String
+    public var key: String
+    public var payload: String
+    public var createdAt: Date
+    public var publishedAt: Date?
+
+    public init(id: Int64, eventId: UUID, topic: String, key: String, payload: String, createdAt: Date, publishedAt: Date?) {
+        self.id = id
+        self.eventId = eventId
+        self.topic = topic
+        self.key = key
+        self.payload = payload
+        self.createdAt = createdAt
+        self.publishedAt = publishedAt
+    }
+}
+
+/// RFC 3339 UTC timestamps with millisecond precision.
+public enum Timestamp {
+    public static func rfc3339(_ date: Date) -> String {
+        date.formatted(style)
+    }
+
+    public static func parse(_ string: String) -> Date? {
+        if let d = try? style.parse(string) { return d }
+        return try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(string)
+    }
+
+    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+}

@@ -1,0 +1,24 @@
+/// A point in the saga where tests can inject a fault.
+public enum SagaFaultPoint: Hashable, Sendable {
+    case before(SagaStepName)
+    case after(SagaStepName)
+}
+
+/// Test hook called at every fault point. Throwing `SimulatedCrash` makes the orchestrator abandon the saga
+/// exactly where it is (as if the process died); any other error is an ordinary failure of that step.
+public protocol SagaFaultInjector: Sendable {
+    func check(_ point: SagaFaultPoint) async throws
+}
+
+/// The process "died" at a fault point: nothing more is done for the saga by this instance.
+public struct SimulatedCrash: Error, Sendable, Equatable {
+    public var point: SagaFaultPoint
+    public init(point: SagaFaultPoint) { self.point = point }
+}
+
+/// An injected failure of one step.
+public struct InjectedFault: Error, Sendable, Equatable, CustomStringConvertible {
+    public var point: SagaFaultPoint
+    public init(point: SagaFaultPoint) { self.point = point }
+    public var description: String { "injected fault at \(point)" }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// Tuning of the saga engine.
+public struct SagaSettings: Sendable {
+    /// How long a saga's owner may go silent before another instance may claim it.
+    public var leaseDuration: Duration
+    /// Charge attempts (same idempotency key) before giving up and compensating.
+    public var paymentAttempts: Int
+    /// Attempts for a step that must not be abandoned (compensations, confirmation) before leaving it to recovery.
+    public var stepAttempts: Int
+    /// First retry delay; doubles per attempt.
+    public var retryBackoff: Duration
+
+    public init(leaseDuration: Duration = .seconds(30), paymentAttempts: Int = 3, stepAttempts: Int = 5, retryBackoff: Duration = .milliseconds(20)) {
+        self.leaseDuration = leaseDuration
+        self.paymentAttempts = max(paymentAttempts, 1)
+        self.stepAttempts = max(stepAttempts, 1)
+        self.retryBackoff = retryBackoff
+    }
+}
+
+/// Drives purchase sagas to a terminal state: performs what `SagaPlan` says, applies guarded transitions
+/// through the `SagaStore`, and compensates failures before the payment pivot.
+public final class SagaOrchestrator: Sendable {
+    public let owner: String
+    public let settings: SagaSettings
+    private let store: any SagaStore
+    private let gateway: any PaymentGateway
+    private let clock: WallClock
+    private let faults: (any SagaFaultInjector)?
+    private let logger: Logger
+    private let active = Mutex<Set<UUID>>([])
+
+    public init(
+        store: any SagaStore, gateway: any PaymentGateway, owner: String, settings: SagaSettings = .init(),
+        clock: WallClock = .system, faults: (any SagaFaultInjector)? = nil, logger: Logger = Logger(label: "storefront.saga")
+    ) {
+        self.store = store
+        self.gateway = gateway
+        self.owner = owner
+        self.settings = settings
+        self.clock = clock
+        self.faults = faults
+        self.logger = logger
+    }
+
+    /// The lease a saga gets when this instance touches it now.
+    public func leaseUntil() -> Date { clock.now().adding(settings.leaseDuration) }
+
+    /// Sagas this instance is driving right now (their leases are renewed).
+    public var activeSagas: [UUID] { active.withLock { Array($0) } }
+
+    /// Extends the leases of every saga this instance is driving.
+    public func renewLeases() async throws {
+        let ids = activeSagas
+        guard !ids.isEmpty else { return }
+        try await store.renewLeases(ids: ids, owner: owner, until: leaseUntil())
+    }
+
+    /// Drives `saga` until it is terminal. Throws if a step keeps failing (the saga is then left for recovery)
+    /// or on `SimulatedCrash`.
+    @discardableResult
+    public func drive(_ saga: Saga, direction initial: SagaDirection = .forward) async throws -> Saga {
+        active.withLock { _ = $0.insert(saga.id) }
+        defer { active.withLock { _ = $0.remove(saga.id) } }
+        var saga = saga
+        var direction = initial
+        while true {
+            let action = SagaPlan.next(saga.state, direction)
+            do {
+                switch action {
+                case .finished:
+                    record(saga)
+                    return saga
+                case .apply(let transition):
+                    saga = try await perform(transition, on: saga)
+                case .charge:
+                    try await faults?.check(.before(.processPayment))
+                    switch try await pay(saga) {
+                    case .charged(let reference):
+                        saga = try await perform(SagaPlan.paymentSucceeded(reference: reference), on: saga, checkBefore: false)
+                    case .declined(let reason):
+                        direction = .compensate(code: "payment_declined", reason: reason)
+                    case .unavailable(let reason):
+                        direction = .compensate(code: "payment_unavailable", reason: reason)
+                    }
+                case .refund:
+                    guard case .compensate(let code, let reason) = direction.orCompensating() else { continue }
+                    let key = saga.id.uuidString
+                    let refunded = try await retrying("refundPayment", saga) {
+                        try await self.faults?.check(.before(.refundPayment))
+                        return try await self.gateway.refund(idempotencyKey: key)
+                    }
+                    saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason),
+                                             on: saga, checkBefore: false)
+                }
+            } catch let crash as SimulatedCrash {
+                throw crash
+            } catch {
+                // A forward step failed before the pivot: unwind. Past the pivot, or while unwinding, the
+                // step was already retried; leave the saga to the recovery loop.
+                if direction == .forward, !saga.state.isPastPivot, !saga.state.isCompensating {
+                    logger.warning("saga step failed, compensating", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "error": "\(error)"])
+                    direction = .compensate(code: "step_failed", reason: "\(error)")
+                    continue
+                }
+                logger.error("saga left for recovery", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "error": "\(error)"])
+                throw error
+            }
+        }
+    }
+
+    private func perform(_ transition: SagaTransition, on saga: Saga, checkBefore: Bool = true) async throws -> Saga {
+        // Forward steps before the pivot fail fast (and compensate); everything else is retried.
+        let mustFinish = transition.from.isPastPivot || transition.to.isPastPivot || transition.status != .done
+        let sagaId = saga.id
+        let result = try await retrying(transition.step.rawValue, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
+            if checkBefore { try await self.faults?.check(.before(transition.step)) }
+            return try await self.store.apply(transition, sagaId: sagaId, owner: self.owner, now: self.clock.now(), leaseUntil: self.leaseUntil())
+        }
+        switch result {
+        case .applied(let updated):
+            logger.debug("saga step", metadata: ["saga": "\(saga.id)", "step": "\(transition.step.rawValue)", "state": "\(updated.state.rawValue)"])
+            try await faults?.check(.after(transition.step))
+            return updated
+        case .stale(let current):
+            // A duplicate or late step: someone else already moved the saga. Continue from where it really is.
+            guard current.state != transition.from else {
+                throw SagaStoreInconsistency(sagaId: saga.id, detail: "stale result but state unchanged")
+            }
+            logger.debug("saga step skipped (state moved)", metadata: ["saga": "\(saga.id)", "expected": "\(transition.from.rawValue)", "actual": "\(current.state.rawValue)"])
+            return current
+        case .rejected(let current):
+            guard transition.effect == .reserveInventory else {
+                throw SagaStoreInconsistency(sagaId: saga.id, detail: "\(transition.step) rejected")
+            }
+            return try await perform(SagaPlan.insufficientStock(available: nil), on: current, checkBefore: false)
+        }
+    }
+
+    private enum PaymentOutcome {
+        case charged(String)
+        case declined(String)
+        case unavailable(String)
+    }
+
+    /// The pivot. Charges with the saga id as idempotency key; an unknown outcome is resolved by asking the
+    /// provider about the same key, never by guessing.
+    private func pay(_ saga: Saga) async throws -> PaymentOutcome {
+        let key = saga.id.uuidString
+        var lastProblem = "no attempt"
+        for attempt in 1...settings.paymentAttempts {
+            do {
+                switch try await gateway.charge(idempotencyKey: key, amountMinor: saga.amountMinor, currency: saga.currency) {
+                case .charged(let reference): return .charged(reference)
+                case .declined(let reason): return .declined(reason)
+                }
+            } catch PaymentError.timeout {
+                lastProblem = "payment outcome unknown (timeout)"
+                switch try? await gateway.status(idempotencyKey: key) {
+                case .charged(let reference): return .charged(reference)
+                case .declined(let reason): return .declined(reason)
+                case .refunded, .voided: return .declined("payment key was voided")
+                case .unknown, nil: break
+                }
+            } catch let crash as SimulatedCrash {
+                throw crash
+            } catch PaymentError.unavailable(let message) {
+                lastProblem = message
+            } catch {
+                lastProblem = "\(error)"
+            }
+            if attempt < settings.paymentAttempts { try await backoff(attempt) }
+        }
+        // Compensation refunds or voids the key, so whatever really happened, no money is kept.
+        return .unavailable(lastProblem)
+    }
+
+    private func retrying<T: Sendable>(_ what: String, _ saga: Saga, attempts: Int? = nil, _ body: @Sendable () async throws -> T) async throws -> T {
+        let limit = attempts ?? settings.stepAttempts
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let crash as SimulatedCrash {
+                throw crash
+            } catch {
+                guard attempt < limit else { throw error }
+                logger.notice("saga step retry", metadata: ["saga": "\(saga.id)", "step": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
+                try await backoff(attempt)
+                attempt += 1
+            }
+        }
+    }
+
+    private func backoff(_ attempt: Int) async throws {
+        try await Task.sleep(for: settings.retryBackoff * (1 << min(attempt - 1, 6)))
+    }
+
+    private func record(_ saga: Saga) {
+        Counter(label: "storefront_sagas_finished_total", dimensions: [("state", saga.state.rawValue), ("reason", saga.failureCode ?? "none")]).increment()
+    }
+}
+
+/// A store answered something impossible for the state machine (a bug, reported loudly).
+public struct SagaStoreInconsistency: Error, Sendable, CustomStringConvertible {
+    public var sagaId: UUID
+    public var detail: String
+    public init(sagaId: UUID, detail: String) {
+        self.sagaId = sagaId
+        self.detail = detail
+    }
+    public var description: String { "saga \(sagaId): \(detail)" }
+}
+
+extension SagaDirection {
+    /// A forward direction met in a compensating state means resumed compensation.
+    func orCompensating() -> SagaDirection {
+        if case .forward = self { return .compensate(code: "compensated", reason: "resumed compensation") }
+        return self
+    }
+}

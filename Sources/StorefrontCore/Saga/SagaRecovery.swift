@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import Metrics
+
+/// Finishes sagas whose owner went silent: claims those with an expired lease and drives each to a terminal
+/// state — forward if past the payment pivot, otherwise compensating. Also renews this instance's own leases.
+public final class SagaRecovery: Sendable {
+    public struct Report: Sendable, Equatable {
+        public var claimed = 0
+        public var finished = 0
+        public var leftUnfinished = 0
+    }
+
+    private let store: any SagaStore
+    private let orchestrator: SagaOrchestrator
+    private let clock: WallClock
+    private let batchSize: Int
+    private let afterRecovery: @Sendable (Saga) async -> Void
+    private let logger: Logger
+
+    public init(
+        store: any SagaStore, orchestrator: SagaOrchestrator, clock: WallClock = .system, batchSize: Int = 50,
+        logger: Logger = Logger(label: "storefront.recovery"), afterRecovery: @escaping @Sendable (Saga) async -> Void = { _ in }
+    ) {
+        self.store = store
+        self.orchestrator = orchestrator
+        self.clock = clock
+        self.batchSize = batchSize
+        self.logger = logger
+        self.afterRecovery = afterRecovery
+    }
+
+    /// One pass: claim expired sagas (in batches until none is left) and drive each to a terminal state.
+    @discardableResult
+    public func recoverOnce() async throws -> Report {
+        var report = Report()
+        while true {
+            let now = clock.now()
+            let claimed = try await store.claimExpired(owner: orchestrator.owner, now: now, leaseUntil: orchestrator.leaseUntil(), limit: batchSize)
+            if claimed.isEmpty { break }
+            report.claimed += claimed.count
+            for saga in claimed {
+                let direction: SagaDirection = saga.state.isPastPivot
+                    ? .forward
+                    : .compensate(code: saga.failureCode ?? "recovered", reason: "previous owner's lease expired; recovered by \(orchestrator.owner)")
+                logger.notice("recovering saga", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "attempt": "\(saga.attempts)"])
+                do {
+                    let done = try await orchestrator.drive(saga, direction: direction)
+                    report.finished += 1
+                    Counter(label: "storefront_sagas_recovered_total", dimensions: [("state", done.state.rawValue)]).increment()
+                    await afterRecovery(done)
+                } catch {
+                    report.leftUnfinished += 1
+                    logger.error("recovery could not finish saga; will retry after its lease", metadata: ["saga": "\(saga.id)", "error": "\(error)"])
+                }
+            }
+            if claimed.count < batchSize { break }
+        }
+        return report
+    }
+
+    /// Runs until the task is cancelled: every `interval`, renews own leases and recovers expired sagas.
+    public func run(interval: Duration) async {
+        while !Task.isCancelled {
+            do {
+                try await orchestrator.renewLeases()
+                let report = try await recoverOnce()
+                if report.claimed > 0 {
+                    logger.info("recovery pass", metadata: ["claimed": "\(report.claimed)", "finished": "\(report.finished)", "unfinished": "\(report.leftUnfinished)"])
+                }
+            } catch {
+                logger.warning("recovery pass failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import Metrics
+
+public struct CatalogSettings: Sendable {
+    /// Product detail TTL (DESIGN: 300 s) …
+    public var ttl: Duration
+    /// … plus or minus this fraction, so entries filled together do not expire together.
+    public var ttlJitter: Double
+    /// How long an unknown id is remembered as absent.
+    public var negativeTTL: Duration
+    public var maxPageSize: Int
+
+    public init(ttl: Duration = .seconds(300), ttlJitter: Double = 0.1, negativeTTL: Duration = .seconds(5), maxPageSize: Int = 100) {
+        self.ttl = ttl
+        self.ttlJitter = min(max(ttlJitter, 0), 0.9)
+        self.negativeTTL = negativeTTL
+        self.maxPageSize = maxPageSize
+    }
+}
+
+/// Product views (cache-aside over the replica, single-flight on a miss) and admin changes (primary,
+/// then invalidation).
+public final class CatalogService: Sendable {
+    public let settings: CatalogSettings
+    private let products: any ProductStore
+    private let cache: any ProductCache
+    private let counter: any StockCounter
+    private let clock: WallClock
+    private let logger: Logger
+    private let loads = SingleFlight<Int64, Product?>()
+
+    public init(
+        products: any ProductStore, cache: any ProductCache, counter: any StockCounter, settings: CatalogSettings = .init(),
+        clock: WallClock = .system, logger: Logger = Logger(label: "storefront.catalog")
+    ) {
+        self.products = products
+        self.cache = cache
+        self.counter = counter
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// `GET /products/{id}`: cache, else one replica read shared by all concurrent misses, then fill the cache.
+    public func product(id: Int64) async throws -> Product {
+        guard id > 0 else { throw StorefrontError.productNotFound(id) }
+        do {
+            switch try await cache.get(id: id) {
+            case .hit(let product):
+                Counter(label: "storefront_product_cache_total", dimensions: [("result", "hit")]).increment()
+                return product
+            case .absent:
+                Counter(label: "storefront_product_cache_total", dimensions: [("result", "absent")]).increment()
+                throw StorefrontError.productNotFound(id)
+            case .miss:
+                break
+            }
+        } catch let error as StorefrontError {
+            throw error
+        } catch {
+            // A cache outage must not take product views down: fall through to the database.
+            logger.warning("product cache unavailable; reading the database", metadata: ["error": "\(error)"])
+        }
+        Counter(label: "storefront_product_cache_total", dimensions: [("result", "miss")]).increment()
+        let loaded = try await loads.run(id) { try await self.load(id) }
+        guard let loaded else { throw StorefrontError.productNotFound(id) }
+        return loaded
+    }
+
+    private func load(_ id: Int64) async throws -> Product? {
+        let product = try await products.product(id: id, consistency: .replica)
+        do {
+            if let product {
+                try await cache.put(product, ttl: jitteredTTL())
+            } else {
+                try await cache.putAbsent(id: id, ttl: settings.negativeTTL)
+            }
+        } catch {
+            logger.warning("could not fill product cache", metadata: ["product": "\(id)", "error": "\(error)"])
+        }
+        return product
+    }
+
+    /// TTL ± jitter.
+    public func jitteredTTL() -> Duration {
+        let factor = 1 + Double.random(in: -settings.ttlJitter...settings.ttlJitter)
+        return .milliseconds(Int64((Double(settings.ttl.components.seconds) * 1000 + Double(settings.ttl.components.attoseconds) / 1e15) * factor))
+    }
+
+    /// `GET /products?limit&after`: pages read from the replica.
+    public func list(after: Int64?, limit: Int) async throws -> ProductPage {
+        guard limit >= 1, limit <= settings.maxPageSize else {
+            throw StorefrontError.validation("limit must be between 1 and \(settings.maxPageSize)")
+        }
+        return try await products.products(after: after, limit: limit, consistency: .replica)
+    }
+
+    public func create(_ new: NewProduct) async throws -> Product {
+        let product = try await products.create(try new.validated(), now: clock.now())
+        await invalidate(product.id)  // drops a negative entry for this id, if any
+        return product
+    }
+
+    public func update(id: Int64, _ update: ProductUpdate) async throws -> Product {
+        guard !update.isEmpty else { throw StorefrontError.validation("at least one field must be given") }
+        let product = try await products.update(id: id, update, now: clock.now())
+        await invalidate(id)
+        return product
+    }
+
+    public func restock(id: Int64, qty: Int64) async throws -> Product {
+        guard qty >= 1, qty <= ProductRules.maxStock else {
+            throw StorefrontError.validation("qty must be between 1 and \(ProductRules.maxStock)")
+        }
+        let product = try await products.restock(id: id, qty: qty, now: clock.now())
+        await invalidate(id)
+        do {
+            try await counter.giveBack(productId: id, qty: qty)
+        } catch {
+            logger.warning("stock counter not updated after restock; dropping it", metadata: ["product": "\(id)", "error": "\(error)"])
+            try? await counter.forget(productId: id)
+        }
+        return product
+    }
+
+    private func invalidate(_ id: Int64) async {
+        do { try await cache.invalidate(id: id) } catch {
+            logger.warning("cache invalidation failed; entry expires by TTL", metadata: ["product": "\(id)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,1 @@
+import Hummingbird; import Prometheus; enum _P {}

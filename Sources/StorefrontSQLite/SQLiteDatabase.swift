@@ -1,0 +1,70 @@
+import Foundation
+import GRDB
+import Logging
+import StorefrontCore
+
+/// The embedded database: one SQLite file in WAL mode, opened through GRDB's `DatabasePool`
+/// (one serialized writer, concurrent readers; every call runs on GRDB's own threads, never blocking the
+/// cooperative pool).
+public final class SQLiteDatabase: Sendable, HealthCheckable {
+    public let path: String
+    let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory database).
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(10)  // several processes may share the file
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        if path == ":memory:" {
+            writer = try DatabaseQueue(configuration: config)
+        } else {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            writer = try DatabasePool(path: path, configuration: config)
+        }
+    }
+
+    /// Parses `sqlite:///absolute/path.db`, `sqlite://relative.db`, `sqlite:relative.db` or `sqlite::memory:`.
+    public static func path(fromURL url: String) throws -> String {
+        for prefix in ["sqlite://", "sqlite:"] where url.hasPrefix(prefix) {
+            let rest = String(url.dropFirst(prefix.count))
+            guard !rest.isEmpty else { break }
+            return rest == ":memory:" ? rest : rest
+        }
+        throw StorefrontError.validation("not a SQLite URL: \(url) (expected sqlite:///path/to/file.db)")
+    }
+
+    /// Applies every migration not yet applied (versioned, idempotent).
+    public func migrate() throws {
+        try SQLiteSchema.migrator.migrate(writer)
+    }
+
+    /// Migration identifiers already applied.
+    public func appliedMigrations() throws -> [String] {
+        try writer.read { db in try SQLiteSchema.migrator.appliedIdentifiers(db).sorted() }
+    }
+
+    public var healthName: String { "database" }
+
+    public func checkHealth() async throws {
+        _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public var products: SQLiteProductStore { SQLiteProductStore(database: self) }
+    public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLiteSagaStore { SQLiteSagaStore(database: self, topic: topic) }
+    public var payments: SQLitePaymentLedger { SQLitePaymentLedger(database: self) }
+}
+
+/// Times are stored as integer milliseconds since 1970 (UTC): exact, and comparable in SQL.
+enum Millis {
+    static func from(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+}
+
+extension DatabaseError {
+    var isUniqueViolation: Bool { extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE || extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY }
+}

@@ -1,0 +1,89 @@
+import GRDB
+
+/// Versioned schema (DESIGN §4). Money is integer minor units; times are integer UTC milliseconds.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("001_initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE products (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    sku TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL DEFAULT '',
+                    price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+                    currency TEXT NOT NULL,
+                    stock INTEGER NOT NULL CHECK (stock >= 0),
+                    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0 AND reserved <= stock),
+                    version INTEGER NOT NULL DEFAULT 1,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE sagas (
+                    id TEXT PRIMARY KEY,
+                    idempotency_key TEXT UNIQUE,
+                    product_id INTEGER NOT NULL REFERENCES products(id),
+                    qty INTEGER NOT NULL CHECK (qty > 0),
+                    amount_minor INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    mode TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    order_id INTEGER,
+                    payment_ref TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    owner TEXT NOT NULL,
+                    lease_until INTEGER NOT NULL,
+                    failure_code TEXT,
+                    last_error TEXT,
+                    event_seq INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX sagas_unfinished ON sagas(lease_until)
+                    WHERE state NOT IN ('CONFIRMED', 'COMPENSATED', 'FAILED');
+                CREATE TABLE orders (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    saga_id TEXT NOT NULL UNIQUE REFERENCES sagas(id),
+                    product_id INTEGER NOT NULL REFERENCES products(id),
+                    qty INTEGER NOT NULL,
+                    amount_minor INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE saga_steps (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    saga_id TEXT NOT NULL REFERENCES sagas(id),
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    detail TEXT,
+                    at INTEGER NOT NULL
+                );
+                CREATE INDEX saga_steps_by_saga ON saga_steps(saga_id, id);
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL UNIQUE,
+                    topic TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    published_at INTEGER
+                );
+                CREATE INDEX outbox_unpublished ON outbox(id) WHERE published_at IS NULL;
+                CREATE INDEX outbox_by_key ON outbox(key, id);
+                CREATE TABLE payments (
+                    idempotency_key TEXT PRIMARY KEY,
+                    status TEXT NOT NULL,
+                    amount_minor INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    reference TEXT NOT NULL,
+                    reason TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import StorefrontCore
+import Synchronization
+
+/// An in-memory implementation of the database ports, for unit tests of logic only.
+/// It follows the same contract as the SQL adapters (the contract suites run against it too).
+public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentLedger {
+    struct State {
+        var products: [Int64: Product] = [:]
+        var nextProductId: Int64 = 1
+        var sagas: [UUID: Saga] = [:]
+        var keys: [String: UUID] = [:]
+        var steps: [UUID: [SagaStep]] = [:]
+        var orders: [Int64: Order] = [:]
+        var nextOrderId: Int64 = 1
+        var outbox: [OutboxRecord] = []
+        var payments: [String: PaymentRecord] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let topic: String
+
+    public init(topic: String = SagaEvent.defaultTopic) {
+        self.topic = topic
+    }
+
+    // MARK: ProductStore
+
+    public func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
+        state.withLock { $0.products[id] }
+    }
+
+    public func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {
+        state.withLock { s in
+            let all = s.products.values.filter { $0.id > (after ?? 0) }.sorted { $0.id < $1.id }
+            let items = Array(all.prefix(limit))
+            return ProductPage(items: items, next: all.count > limit ? items.last?.id : nil)
+        }
+    }
+
+    public func create(_ p: NewProduct, now: Date) async throws -> Product {
+        try state.withLock { s in
+            guard !s.products.values.contains(where: { $0.sku == p.sku }) else { throw StorefrontError.skuConflict(p.sku) }
+            let product = Product(id: s.nextProductId, sku: p.sku, name: p.name, description: p.description, priceMinor: p.priceMinor,
+                                  currency: p.currency, stock: p.stock, reserved: 0, version: 1, updatedAt: now)
+            s.nextProductId += 1
+            s.products[product.id] = product
+            return product
+        }
+    }
+
+    public func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product {
+        try state.withLock { s in
+            guard let current = s.products[id] else { throw StorefrontError.productNotFound(id) }
+            var p = try update.applied(to: current)
+            if s.products.values.contains(where: { $0.sku == p.sku && $0.id != id }) { throw StorefrontError.skuConflict(p.sku) }
+            p.version += 1
+            p.updatedAt = now
+            s.products[id] = p
+            return p
+        }
+    }
+
+    public func restock(id: Int64, qty: Int64, now: Date) async throws -> Product {
+        try state.withLock { s in
+            guard var p = s.products[id] else { throw StorefrontError.productNotFound(id) }
+            p.stock += qty
+            p.version += 1
+            p.updatedAt = now
+            s.products[id] = p
+            return p
+        }
+    }
+
+    public func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
+        for n in 0..<count {
+            _ = try? await create(NewProduct(sku: "demo-\(n + 1)", name: "Demo product \(n + 1)", description: "",
+                                             priceMinor: Int64(199 + (n * 37) % 9800), currency: "USD", stock: stock), now: now)
+        }
+        progress(count)
+    }
+
+    // MARK: SagaStore
+
+    public func begin(_ new: NewSaga, now: Date) async throws -> BeginResult {
+        state.withLock { s in
+            if let key = new.idempotencyKey, let id = s.keys[key], let existing = s.sagas[id] { return .existing(existing) }
+            var saga = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
+                            amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
+                            paymentRef: nil, attempts: 0, owner: new.owner, leaseUntil: new.leaseUntil, failureCode: nil,
+                            lastError: nil, eventSequence: 0, createdAt: now, updatedAt: now)
+            if let key = new.idempotencyKey { s.keys[key] = saga.id }
+            s.steps[saga.id] = [SagaStep(sequence: 1, name: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)]
+            saga = Self.append(&s, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
+            s.sagas[saga.id] = saga
+            return .created(saga)
+        }
+    }
+
+    public func apply(_ t: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult {
+        try state.withLock { s in
+            guard var saga = s.sagas[sagaId] else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga") }
+            guard saga.state == t.from else { return .stale(saga) }
+            var work = s  // effects are applied to a copy and committed at the end, like a transaction
+            switch t.effect {
+            case .none:
+                break
+            case .reserveInventory:
+                guard var p = work.products[saga.productId], p.stock - p.reserved >= saga.qty else { return .rejected(saga) }
+                p.reserved += saga.qty
+                p.version += 1
+                work.products[p.id] = p
+            case .createOrder:
+                let order = Order(id: work.nextOrderId, sagaId: saga.id, productId: saga.productId, qty: saga.qty,
+                                  amountMinor: saga.amountMinor, currency: saga.currency, status: .pending, createdAt: now, updatedAt: now)
+                work.nextOrderId += 1
+                work.orders[order.id] = order
+                saga.orderId = order.id
+            case .recordPayment(let reference):
+                saga.paymentRef = reference
+            case .confirmOrder, .cancelOrder:
+                guard let orderId = saga.orderId, var order = work.orders[orderId] else {
+                    throw SagaStoreInconsistency(sagaId: sagaId, detail: "no order to update")
+                }
+                if order.status == .pending {
+                    order.status = t.effect == .confirmOrder ? .confirmed : .cancelled
+                    order.updatedAt = now
+                    work.orders[orderId] = order
+                }
+                if t.effect == .confirmOrder, var p = work.products[saga.productId] {
+                    p.stock -= saga.qty
+                    p.reserved -= saga.qty
+                    p.version += 1
+                    work.products[p.id] = p
+                }
+            case .releaseInventory:
+                if var p = work.products[saga.productId] {
+                    p.reserved -= saga.qty
+                    p.version += 1
+                    work.products[p.id] = p
+                }
+            }
+            saga.state = t.to
+            saga.owner = owner
+            saga.leaseUntil = leaseUntil
+            saga.failureCode = saga.failureCode ?? t.failureCode
+            if t.status != .done, let detail = t.detail { saga.lastError = detail }
+            saga.updatedAt = now
+            work.steps[saga.id, default: []].append(
+                SagaStep(sequence: (work.steps[saga.id]?.count ?? 0) + 1, name: t.step, status: t.status, detail: t.detail, at: now))
+            saga = Self.append(&work, topic: topic, saga: saga, types: t.events, reason: t.status == .done ? nil : t.detail, now: now)
+            work.sagas[saga.id] = saga
+            s = work
+            return .applied(saga)
+        }
+    }
+
+    private static func append(_ s: inout State, topic: String, saga: Saga, types: [SagaEventType], reason: String?, now: Date) -> Saga {
+        var saga = saga
+        for type in types {
+            saga.eventSequence += 1
+            let event = SagaEvent(type: type, saga: saga, sequence: saga.eventSequence, occurredAt: now, reason: reason)
+            s.outbox.append(OutboxRecord(id: Int64(s.outbox.count + 1), eventId: event.eventId, topic: topic, key: saga.id.uuidString,
+                                         payload: (try? event.jsonPayload()) ?? "{}", createdAt: now, publishedAt: nil))
+        }
+        return saga
+    }
+
+    public func saga(id: UUID) async throws -> Saga? { state.withLock { $0.sagas[id] } }
+
+    public func saga(idempotencyKey: String) async throws -> Saga? {
+        state.withLock { s in s.keys[idempotencyKey].flatMap { s.sagas[$0] } }
+    }
+
+    public func steps(sagaId: UUID) async throws -> [SagaStep] { state.withLock { $0.steps[sagaId] ?? [] } }
+
+    public func order(id: Int64) async throws -> Order? { state.withLock { $0.orders[id] } }
+
+    public func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga] {
+        state.withLock { s in
+            let expired = s.sagas.values.filter { !$0.state.isTerminal && $0.leaseUntil < now }.sorted { $0.leaseUntil < $1.leaseUntil }.prefix(limit)
+            return expired.map { saga in
+                var claimed = saga
+                claimed.owner = owner
+                claimed.leaseUntil = leaseUntil
+                claimed.attempts += 1
+                claimed.updatedAt = now
+                s.sagas[claimed.id] = claimed
+                return claimed
+            }
+        }
+    }
+
+    public func renewLeases(ids: [UUID], owner: String, until: Date) async throws {
+        state.withLock { s in
+            for id in ids where s.sagas[id]?.owner == owner && s.sagas[id]?.state.isTerminal == false {
+                s.sagas[id]?.leaseUntil = until
+            }
+        }
+    }
+
+    public func countUnfinished() async throws -> Int { state.withLock { $0.sagas.values.filter { !$0.state.isTerminal }.count } }
+
+    // MARK: OutboxStore
+
+    public func unpublished(limit: Int) async throws -> [OutboxRecord] {
+        state.withLock { Array($0.outbox.filter { $0.publishedAt == nil }.prefix(limit)) }
+    }
+
+    public func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {
+        state.withLock { s in
+            Array(s.outbox.filter { $0.id > after && (sagaId == nil || $0.key == sagaId!.uuidString) }.prefix(limit))
+        }
+    }
+
+    public func markPublished(ids: [Int64], at: Date) async throws {
+        state.withLock { s in
+            for i in s.outbox.indices where ids.contains(s.outbox[i].id) && s.outbox[i].publishedAt == nil {
+                s.outbox[i].publishedAt = at
+            }
+        }
+    }
+
+    // MARK: PaymentLedger
+
+    public func payment(idempotencyKey: String) async throws -> PaymentRecord? { state.withLock { $0.payments[idempotencyKey] } }
+
+    public func insertIfAbsent(_ record: PaymentRecord) async throws -> PaymentRecord {
+        state.withLock { s in
+            if let existing = s.payments[record.idempotencyKey] { return existing }
+            s.payments[record.idempotencyKey] = record
+            return record
+        }
+    }
+
+    public func markRefunded(idempotencyKey: String, at: Date) async throws -> PaymentRecord? {
+        state.withLock { s in
+            if s.payments[idempotencyKey]?.status == .charged {
+                s.payments[idempotencyKey]?.status = .refunded
+                s.payments[idempotencyKey]?.updatedAt = at
+            }
+            return s.payments[idempotencyKey]
+        }
+    }
+
+    public func chargedTotals() async throws -> (count: Int, amountMinor: Int64) {
+        state.withLock { s in
+            let charged = s.payments.values.filter { $0.status == .charged }
+            return (charged.count, charged.reduce(0) { $0 + $1.amountMinor })
+        }
+    }
+}

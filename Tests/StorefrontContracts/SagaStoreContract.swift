@@ -1,0 +1,152 @@
+import Foundation
+import StorefrontCore
+import Testing
+
+/// The contract every `SagaStore` + `OutboxStore` adapter must satisfy. `products` must share its database.
+public enum SagaStoreContract {
+    static let now = Date(timeIntervalSince1970: 1_760_000_000)
+
+    static func newSaga(_ productId: Int64, qty: Int64 = 2, key: String? = nil, lease: Date = now.addingTimeInterval(30)) -> NewSaga {
+        NewSaga(idempotencyKey: key, productId: productId, qty: qty, amountMinor: 3998, currency: "USD", mode: .lock,
+                owner: "app-1", leaseUntil: lease)
+    }
+
+    static func step(_ state: SagaState) -> SagaTransition {
+        guard case .apply(let t) = SagaPlan.next(state, .forward) else { fatalError("no forward transition from \(state)") }
+        return t
+    }
+
+    public static func run(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        try await forwardPath(products: products, sagas: sagas)
+        try await guards(products: products, sagas: sagas)
+        try await compensation(products: products, sagas: sagas)
+        try await leases(products: products, sagas: sagas)
+    }
+
+    static func apply(_ sagas: any SagaStore, _ t: SagaTransition, _ id: UUID) async throws -> TransitionResult {
+        try await sagas.apply(t, sagaId: id, owner: "app-1", now: now, leaseUntil: now.addingTimeInterval(30))
+    }
+
+    static func forwardPath(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-fwd", stock: 10), now: now)
+        guard case .created(let started) = try await sagas.begin(newSaga(p.id, key: "key-1"), now: now) else {
+            Issue.record("begin did not create"); return
+        }
+        #expect(started.state == .started && started.eventSequence == 1 && started.idempotencyKey == "key-1")
+        // same key → the existing saga, nothing new
+        guard case .existing(let again) = try await sagas.begin(newSaga(p.id, key: "key-1"), now: now) else {
+            Issue.record("same key created a second saga"); return
+        }
+        #expect(again.id == started.id)
+        #expect(try await sagas.saga(idempotencyKey: "key-1")?.id == started.id)
+
+        guard case .applied(let reserved) = try await apply(sagas, step(.started), started.id) else { Issue.record("reserve"); return }
+        #expect(reserved.state == .reserved)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        guard case .applied(let ordered) = try await apply(sagas, step(.reserved), started.id) else { Issue.record("order"); return }
+        let orderId = try #require(ordered.orderId)
+        #expect(try await sagas.order(id: orderId)?.status == .pending)
+        #expect(try await sagas.order(id: orderId)?.amountMinor == 3998)
+        guard case .applied(let paid) = try await apply(sagas, SagaPlan.paymentSucceeded(reference: "ref-9"), started.id) else {
+            Issue.record("pay"); return
+        }
+        #expect(paid.paymentRef == "ref-9" && paid.state == .paid)
+        guard case .applied(let confirmed) = try await apply(sagas, step(.paid), started.id) else { Issue.record("confirm"); return }
+        #expect(confirmed.state == .confirmed)
+        #expect(try await sagas.order(id: orderId)?.status == .confirmed)
+        let after = try #require(try await products.product(id: p.id, consistency: .primary))
+        #expect(after.stock == 8 && after.reserved == 0)
+
+        // timeline and outbox: one entry per transition, contiguous sequences, payloads decode
+        let steps = try await sagas.steps(sagaId: started.id)
+        #expect(steps.map(\.name) == [.startSaga, .reserveInventory, .createOrder, .processPayment, .confirmOrder])
+        let events = try await sagas.records(after: 0, limit: 100, sagaId: started.id).map { try SagaEvent.decode($0.payload) }
+        #expect(events.map(\.type) == [.sagaStarted, .inventoryReserved, .orderCreated, .paymentProcessed, .orderConfirmed])
+        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(Set(events.map(\.eventId)).count == 5)
+        #expect(events.last?.orderId == orderId)
+        #expect(events.allSatisfy { $0.sagaId == started.id && $0.qty == 2 && $0.amountMinor == 3998 })
+    }
+
+    static func guards(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-guard", stock: 3), now: now)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 2), now: now) else { return }
+        _ = try await apply(sagas, step(.started), s.id)
+        let outboxBefore = try await sagas.records(after: 0, limit: 1000, sagaId: s.id).count
+        // duplicate delivery of the same step: stale, nothing written
+        guard case .stale(let current) = try await apply(sagas, step(.started), s.id) else { Issue.record("duplicate applied"); return }
+        #expect(current.state == .reserved)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        #expect(try await sagas.records(after: 0, limit: 1000, sagaId: s.id).count == outboxBefore)
+
+        // a second saga asking for more than is available is rejected with nothing written
+        guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 2), now: now) else { return }
+        guard case .rejected = try await apply(sagas, step(.started), s2.id) else { Issue.record("oversold"); return }
+        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        #expect(try await sagas.saga(id: s2.id)?.state == .started)
+        guard case .applied(let failed) = try await apply(sagas, SagaPlan.insufficientStock(available: 1), s2.id) else { return }
+        #expect(failed.state == .failed && failed.failureCode == "insufficient_stock")
+    }
+
+    static func compensation(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-comp", stock: 5), now: now)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id), now: now) else { return }
+        _ = try await apply(sagas, step(.started), s.id)
+        _ = try await apply(sagas, step(.reserved), s.id)
+        let direction = SagaDirection.compensate(code: "payment_declined", reason: "card declined")
+        _ = try await apply(sagas, SagaPlan.paymentReversed(refunded: false, code: "payment_declined", reason: "card declined"), s.id)
+        guard case .apply(let cancel) = SagaPlan.next(.paymentReversed, direction) else { return }
+        _ = try await apply(sagas, cancel, s.id)
+        guard case .apply(let release) = SagaPlan.next(.orderCancelled, direction) else { return }
+        guard case .applied(let done) = try await apply(sagas, release, s.id) else { Issue.record("release"); return }
+        #expect(done.state == .compensated && done.failureCode == "payment_declined")
+        #expect(try await sagas.order(id: try #require(done.orderId))?.status == .cancelled)
+        let product = try #require(try await products.product(id: p.id, consistency: .primary))
+        #expect(product.stock == 5 && product.reserved == 0)
+        // a late forward step after compensation (hanging request) changes nothing
+        guard case .stale = try await apply(sagas, step(.reserved), s.id) else { Issue.record("late step applied"); return }
+        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 0)
+        let types = try await sagas.records(after: 0, limit: 100, sagaId: s.id).map { try SagaEvent.decode($0.payload).type }
+        #expect(types == [.sagaStarted, .inventoryReserved, .orderCreated, .orderCancelled, .inventoryReleased, .sagaCompensated])
+    }
+
+    static func leases(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-lease", stock: 5), now: now)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1, lease: now.addingTimeInterval(10)), now: now) else { return }
+        #expect(try await sagas.countUnfinished() >= 1)
+        // not yet expired: nothing to claim
+        #expect(try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(5), leaseUntil: now.addingTimeInterval(40), limit: 10)
+            .contains { $0.id == s.id } == false)
+        // the owner renews; the old deadline passes but the lease holds
+        try await sagas.renewLeases(ids: [s.id], owner: "app-1", until: now.addingTimeInterval(20))
+        try await sagas.renewLeases(ids: [s.id], owner: "intruder", until: now.addingTimeInterval(1))
+        #expect(try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(15), leaseUntil: now.addingTimeInterval(40), limit: 10)
+            .contains { $0.id == s.id } == false)
+        // expired: claimed once, by one instance
+        let claimed = try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(25), leaseUntil: now.addingTimeInterval(60), limit: 10)
+        let mine = try #require(claimed.first { $0.id == s.id })
+        #expect(mine.owner == "app-2" && mine.attempts == 1)
+        #expect(try await sagas.claimExpired(owner: "app-3", now: now.addingTimeInterval(25), leaseUntil: now.addingTimeInterval(60), limit: 10)
+            .contains { $0.id == s.id } == false)
+        // terminal sagas are never claimed
+        _ = try await sagas.apply(SagaPlan.next(.started, .compensate(code: "x", reason: "y")).transition!, sagaId: s.id, owner: "app-2",
+                                  now: now, leaseUntil: now)
+        #expect(try await sagas.claimExpired(owner: "app-3", now: now.addingTimeInterval(1000), leaseUntil: now.addingTimeInterval(2000), limit: 10)
+            .contains { $0.id == s.id } == false)
+
+        // outbox marking
+        let pending = try await sagas.unpublished(limit: 1000)
+        #expect(!pending.isEmpty)
+        #expect(pending.map(\.id) == pending.map(\.id).sorted())
+        try await sagas.markPublished(ids: pending.prefix(2).map(\.id), at: now)
+        let rest = try await sagas.unpublished(limit: 1000)
+        #expect(rest.count == pending.count - min(2, pending.count))
+    }
+}
+
+extension SagaPlan.Action {
+    var transition: SagaTransition? {
+        if case .apply(let t) = self { return t }
+        return nil
+    }
+}

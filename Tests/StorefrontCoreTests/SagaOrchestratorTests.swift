@@ -1,0 +1,199 @@
+import Foundation
+import StorefrontContracts
+import StorefrontCore
+import Testing
+
+/// Everything a saga needs, in memory.
+struct SagaHarness {
+    let store = InMemoryStore()
+    let faults = FaultScript()
+    let clock = TestClock()
+    let gateway: SimulatedPaymentGateway
+
+    init(_ behavior: SimulatedPaymentGateway.Behavior = .reliable) {
+        gateway = SimulatedPaymentGateway(ledger: store, behavior: behavior)
+    }
+
+    func orchestrator(_ owner: String = "app-1", faults: (any SagaFaultInjector)? = nil) -> SagaOrchestrator {
+        SagaOrchestrator(store: store, gateway: gateway, owner: owner,
+                         settings: SagaSettings(leaseDuration: .seconds(30), retryBackoff: .milliseconds(1)),
+                         clock: clock.wall, faults: faults ?? self.faults)
+    }
+
+    func product(stock: Int64 = 10) async throws -> Product {
+        try await store.create(NewProduct(sku: "p-\(UUID().uuidString.prefix(8))", name: "P", description: "", priceMinor: 1999,
+                                          currency: "USD", stock: stock), now: clock.now)
+    }
+
+    func begin(_ product: Product, qty: Int64 = 2, owner: String = "app-1") async throws -> Saga {
+        let new = NewSaga(idempotencyKey: nil, productId: product.id, qty: qty, amountMinor: product.priceMinor * qty,
+                          currency: "USD", mode: .lock, owner: owner, leaseUntil: clock.now.addingTimeInterval(30))
+        guard case .created(let saga) = try await store.begin(new, now: clock.now) else { throw StorefrontError.validation("exists") }
+        return saga
+    }
+
+    func stock(_ product: Product) async throws -> (stock: Int64, reserved: Int64) {
+        let p = try #require(try await store.product(id: product.id, consistency: .primary))
+        return (p.stock, p.reserved)
+    }
+
+    func eventTypes(_ saga: Saga) async throws -> [SagaEventType] {
+        let events = try await store.records(after: 0, limit: 1000, sagaId: saga.id).map { try SagaEvent.decode($0.payload) }
+        #expect(events.map(\.sequence) == Array(1...max(events.count, 1)).prefix(events.count).map { $0 }, "contiguous sequences")
+        return events.map(\.type)
+    }
+}
+
+@Suite("Saga orchestrator")
+struct SagaOrchestratorTests {
+    @Test func happyPathConfirmsAndCharges() async throws {
+        let h = SagaHarness()
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .confirmed && done.paymentRef != nil)
+        #expect(try await h.stock(p) == (8, 0))
+        #expect(try await h.store.order(id: try #require(done.orderId))?.status == .confirmed)
+        #expect(try await h.store.chargedTotals() == (1, 3998))
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .inventoryReserved, .orderCreated, .paymentProcessed, .orderConfirmed])
+    }
+
+    @Test func failureBeforeReservationFailsWithNothingToUndo() async throws {
+        let h = SagaHarness()
+        h.faults.set(.before(.reserveInventory), .fail(times: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .failed && done.failureCode == "step_failed")
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .sagaFailed])
+    }
+
+    @Test func failureOfCreateOrderReleasesReservation() async throws {
+        let h = SagaHarness()
+        h.faults.set(.before(.createOrder), .fail(times: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .compensated && done.orderId == nil)
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .inventoryReserved, .inventoryReleased, .sagaCompensated])
+    }
+
+    @Test func declinedPaymentCompensatesInReverseOrder() async throws {
+        let h = SagaHarness(.init(declineRate: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .compensated && done.failureCode == "payment_declined")
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.store.order(id: try #require(done.orderId))?.status == .cancelled)
+        #expect(try await h.store.chargedTotals() == (0, 0))
+        let steps = try await h.store.steps(sagaId: done.id).map(\.name)
+        #expect(steps == [.startSaga, .reserveInventory, .createOrder, .refundPayment, .cancelOrder, .releaseInventory])
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .inventoryReserved, .orderCreated, .orderCancelled, .inventoryReleased, .sagaCompensated])
+    }
+
+    @Test func unavailableProviderIsRetriedThenCompensatedAndKeyVoided() async throws {
+        let h = SagaHarness(.init(failureRate: 1))
+        let p = try await h.product()
+        let saga = try await h.begin(p)
+        let done = try await h.orchestrator().drive(saga)
+        #expect(done.state == .compensated && done.failureCode == "payment_unavailable")
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.gateway.status(idempotencyKey: saga.id.uuidString) == .voided)
+        // a charge arriving late with the same key (hanging request) cannot take money
+        h.gateway.setBehavior(.reliable)
+        #expect(try await h.gateway.charge(idempotencyKey: saga.id.uuidString, amountMinor: 1, currency: "USD") != .charged(reference: ""))
+        #expect(try await h.store.chargedTotals() == (0, 0))
+    }
+
+    @Test func timeoutAfterChargingIsResolvedByQueryingNotGuessing() async throws {
+        let h = SagaHarness(.init(timeoutAfterChargeRate: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .confirmed)
+        #expect(try await h.store.chargedTotals() == (1, 3998), "exactly one charge")
+        #expect(try await h.stock(p) == (8, 0))
+    }
+
+    @Test func confirmationFailingOnceIsRetriedPastThePivot() async throws {
+        let h = SagaHarness()
+        h.faults.set(.before(.confirmOrder), .fail(times: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .confirmed)
+        #expect(h.faults.count(.before(.confirmOrder)) == 2)
+    }
+
+    @Test(arguments: [SagaStepName.refundPayment, .cancelOrder, .releaseInventory])
+    func everyCompensationFailingOnceThenSucceeding(step: SagaStepName) async throws {
+        let h = SagaHarness(.init(declineRate: 1))
+        h.faults.set(.before(step), .fail(times: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .compensated)
+        #expect(h.faults.count(.before(step)) == 2, "failed once, retried once")
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.store.steps(sagaId: done.id).filter { $0.name == step }.count == 1, "applied exactly once")
+    }
+
+    @Test func duplicateStepDeliveryHasNoEffect() async throws {
+        let h = SagaHarness()
+        let p = try await h.product()
+        let saga = try await h.begin(p)
+        // Two drivers deliver every step of the same saga concurrently.
+        async let a = h.orchestrator("app-1").drive(saga)
+        async let b = h.orchestrator("app-2").drive(saga)
+        let (da, db) = try await (a, b)
+        #expect(da.state == .confirmed && db.state == .confirmed)
+        #expect(try await h.stock(p) == (8, 0))
+        #expect(try await h.store.chargedTotals() == (1, 3998))
+        #expect(try await h.eventTypes(da) == [.sagaStarted, .inventoryReserved, .orderCreated, .paymentProcessed, .orderConfirmed])
+        // and a step re-delivered after the fact is stale
+        guard case .apply(let reserve) = SagaPlan.next(.started, .forward) else { return }
+        let again = try await h.store.apply(reserve, sagaId: saga.id, owner: "app-1", now: h.clock.now, leaseUntil: h.clock.now)
+        #expect(again == .stale(try #require(try await h.store.saga(id: saga.id))))
+        #expect(try await h.stock(p) == (8, 0))
+    }
+
+    @Test func nullCompensationOfAStepThatNeverRan() async throws {
+        let h = SagaHarness()
+        let p = try await h.product()
+        // Compensate a saga whose reservation never happened: nothing is released (no negative reserved).
+        let s1 = try await h.begin(p)
+        let done1 = try await h.orchestrator().drive(s1, direction: .compensate(code: "cancelled", reason: "test"))
+        #expect(done1.state == .failed)
+        #expect(try await h.stock(p) == (10, 0))
+        // Compensate a saga whose payment never ran: the refund is a void, nothing was charged.
+        let s2 = try await h.begin(p)
+        h.faults.set(.after(.createOrder), .crash)
+        await #expect(throws: SimulatedCrash.self) { try await h.orchestrator().drive(s2) }
+        h.faults.set(.after(.createOrder), nil)
+        let mid = try #require(try await h.store.saga(id: s2.id))
+        let done2 = try await h.orchestrator().drive(mid, direction: .compensate(code: "cancelled", reason: "test"))
+        #expect(done2.state == .compensated)
+        let refund = try #require(try await h.store.steps(sagaId: s2.id).first { $0.name == .refundPayment })
+        #expect(refund.status == .skipped)
+        #expect(try await h.gateway.status(idempotencyKey: s2.id.uuidString) == .voided)
+        #expect(try await h.stock(p) == (10, 0))
+    }
+
+    @Test func lateStepAfterCompensationIsIgnored() async throws {
+        let h = SagaHarness(.init(declineRate: 1))
+        let p = try await h.product()
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .compensated)
+        // A slow instance now delivers confirm / payment for the same saga: both are stale.
+        for transition in [SagaPlan.paymentSucceeded(reference: "late")] + [.paid].compactMap({ SagaPlan.next($0, .forward).transitionValue }) {
+            let result = try await h.store.apply(transition, sagaId: done.id, owner: "slow", now: h.clock.now, leaseUntil: h.clock.now)
+            guard case .stale(let s) = result else { Issue.record("late step applied: \(transition.step)"); continue }
+            #expect(s.state == .compensated)
+        }
+        #expect(try await h.stock(p) == (10, 0))
+        #expect(try await h.store.order(id: try #require(done.orderId))?.status == .cancelled)
+    }
+}
+
+extension SagaPlan.Action {
+    var transitionValue: SagaTransition? {
+        if case .apply(let t) = self { return t }
+        return nil
+    }
+}
