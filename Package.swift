@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -43,6 +44,21 @@ let package = Package(
             dependencies: [
                 "StorefrontCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StorefrontApp",
+            dependencies: [
+                "StorefrontCore",
+                "StorefrontSQLite",
+                "StorefrontHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -54,10 +70,8 @@ let package = Package(
             name: "storefront",
             dependencies: [
                 "StorefrontCore",
-                "StorefrontSQLite",
-                "StorefrontHTTP",
+                "StorefrontApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -81,8 +95,9 @@ let package = Package(
         .testTarget(
             name: "StorefrontHTTPTests",
             dependencies: [
-                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP",
+                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -48,6 +48,11 @@ public final class SQLiteDatabase: Sendable, HealthCheckable {
         try writer.read { db in try SQLiteSchema.migrator.appliedIdentifiers(db).sorted() }
     }
 
+    /// Closes the connections; later calls fail (used on shutdown and by tests of a dead database).
+    public func close() throws {
+        try writer.close()
+    }
+
     public var healthName: String { "database" }
 
     public func checkHealth() async throws {

@@ -97,12 +97,14 @@ public final class PurchaseService: Sendable {
     /// `StorefrontError` for every other outcome.
     public func purchase(_ request: PurchaseRequest) async throws -> PurchaseResult {
         try validate(request)
+        // The purchase runs in its own task: a caller that goes away (client disconnect, shutdown) must not
+        // cancel a saga half-way. Concurrent requests with the same key on this instance share one execution.
+        let work: @Sendable () async throws -> PurchaseResult = { try await self.purchaseOnce(request) }
         let result: PurchaseResult
         if let key = request.idempotencyKey {
-            // Concurrent requests with the same key on this instance share one execution.
-            result = try await byKey.run(key) { try await self.purchaseOnce(request) }
+            result = try await byKey.run(key, work)
         } else {
-            result = try await purchaseOnce(request)
+            result = try await Task(operation: work).value
         }
         Counter(label: "storefront_purchases_total", dimensions: [("outcome", result.saga.state.rawValue)]).increment()
         return result

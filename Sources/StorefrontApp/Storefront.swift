@@ -1,0 +1,86 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import StorefrontCore
+import StorefrontHTTP
+import StorefrontSQLite
+
+/// Wiring: chooses adapters from configuration and builds services and the application.
+/// Nothing here holds logic; it only connects parts.
+public struct Storefront: Sendable {
+    public let config: StorefrontConfig
+    public let services: StorefrontServices
+    public let orchestrator: SagaOrchestrator
+    public let recovery: SagaRecovery
+    public let database: SQLiteDatabase
+    public let gateway: SimulatedPaymentGateway
+    public let logger: Logger
+
+    /// Builds every part for `config`. `faults` and `clock` are test hooks.
+    public init(config: StorefrontConfig, logger: Logger? = nil, faults: (any SagaFaultInjector)? = nil, clock: WallClock = .system) throws {
+        var logger = logger ?? Logger(label: "storefront")
+        if logger.logLevel == .info, let level = Logger.Level(rawValue: config.logLevel) { logger.logLevel = level }
+        self.config = config
+        self.logger = logger
+        guard config.databaseURL.hasPrefix("sqlite:") else {
+            throw ConfigError("STOREFRONT_DATABASE_URL: only sqlite:// is built in so far (got \(config.databaseURL.prefix(8))…)")
+        }
+        if config.redisURL != nil { logger.warning("STOREFRONT_REDIS_URL is set but the Redis engine is not built in yet; using in-process cache, lock and counter") }
+        if config.kafkaBrokers != nil { logger.warning("STOREFRONT_KAFKA_BROKERS is set but the Kafka relay is not built in yet; events stay in the outbox table") }
+
+        database = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: config.databaseURL))
+        try database.migrate()
+        let products = database.products
+        let sagas = database.sagas()
+        gateway = SimulatedPaymentGateway(ledger: database.payments, behavior: config.paymentBehavior, logger: logger)
+        let cache = InProcessProductCache()
+        let counter = InProcessStockCounter()
+        let lock = InProcessProductLock()
+        orchestrator = SagaOrchestrator(store: sagas, gateway: gateway, owner: config.instanceID, settings: config.sagaSettings,
+                                        clock: clock, faults: faults, logger: logger)
+        let purchases = PurchaseService(products: products, sagas: sagas, orchestrator: orchestrator, cache: cache, counter: counter,
+                                        lock: lock, settings: config.purchaseSettings, clock: clock, logger: logger)
+        let catalog = CatalogService(products: products, cache: cache, counter: counter, settings: config.catalogSettings,
+                                     clock: clock, logger: logger)
+        recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, logger: logger) { saga in
+            await purchases.afterRecovery(saga)
+        }
+        services = StorefrontServices(
+            catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: [database],
+            adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: StorefrontMetrics.registry)
+    }
+
+    /// The HTTP application with its background services (saga recovery).
+    public func application() -> some ApplicationProtocol {
+        var app = Application(
+            router: buildRouter(services),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "storefront"),
+            logger: logger)
+        app.addServices(SagaRecoveryService(recovery: recovery, interval: .seconds(config.recoveryIntervalSeconds)))
+        return app
+    }
+}
+
+/// Runs the recovery loop until graceful shutdown.
+struct SagaRecoveryService: Service {
+    let recovery: SagaRecovery
+    let interval: Duration
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await recovery.run(interval: interval)
+        }
+    }
+}
+
+/// The process-wide Prometheus registry, bootstrapped into swift-metrics once.
+public enum StorefrontMetrics {
+    public static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Hummingbird
+import StorefrontCore
+
+/// `/admin/…`: catalogue writes (primary) and the outbox view. Bearer token required; no token configured →
+/// every admin call is 401.
+struct AdminController {
+    let catalog: CatalogService
+    let outbox: any OutboxStore
+    let adminToken: String?
+    let maxBodyBytes: Int
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: adminToken))
+        admin.post("/products") { request, _ in
+            let body = try await request.decodeJSON(as: NewProductBody.self, limit: maxBodyBytes)
+            let product = try await catalog.create(body.model)
+            return try jsonResponse(ProductDTO(product), status: .created, headers: [.location: "/products/\(product.id)"])
+        }
+        admin.put("/products/:id") { request, context in
+            let id = try context.positiveID()
+            let body = try await request.decodeJSON(as: ProductUpdateBody.self, limit: maxBodyBytes)
+            return try jsonResponse(ProductDTO(try await catalog.update(id: id, body.model)))
+        }
+        admin.post("/products/:id/restock") { request, context in
+            let id = try context.positiveID()
+            let body = try await request.decodeJSON(as: RestockBody.self, limit: maxBodyBytes)
+            return try jsonResponse(ProductDTO(try await catalog.restock(id: id, qty: body.qty)))
+        }
+        admin.get("/events") { request, _ in
+            let query = request.uri.queryParameters
+            let after = try query.get("after").map { raw -> Int64 in
+                guard let v = Int64(raw), v >= 0 else { throw APIError.invalidParameter("after must be a non-negative integer") }
+                return v
+            } ?? 0
+            let limit = try query.get("limit").map { raw -> Int in
+                guard let v = Int(raw), (1...1000).contains(v) else { throw APIError.invalidParameter("limit must be between 1 and 1000") }
+                return v
+            } ?? 100
+            let sagaId = try query.get("sagaId").map { raw -> UUID in
+                guard let id = UUID(uuidString: raw) else { throw APIError.invalidParameter("sagaId must be a UUID") }
+                return id
+            }
+            let records = try await outbox.records(after: after, limit: limit, sagaId: sagaId)
+            let items = try records.map { EventPageDTO.Item(id: $0.id, published: $0.publishedAt != nil, event: try SagaEvent.decode($0.payload)) }
+            return try jsonResponse(EventPageDTO(items: items, next: records.count == limit ? records.last?.id : nil))
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+struct BearerTokenMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, !token.isEmpty else {
+            throw APIError(status: .unauthorized, code: "unauthorized", message: "admin endpoints are disabled: STOREFRONT_ADMIN_TOKEN is not set")
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              Self.constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8))
+        else {
+            throw StorefrontError.unauthorized
+        }
+        return try await next(request, context)
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        // Every byte of the longer input is looked at, whatever matches, so timing says nothing about content.
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) {
+            diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+        }
+        return diff == 0
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import Prometheus
+import StorefrontCore
+
+/// `/health/live` (the process answers), `/health/ready` (every dependency answers), `/metrics` (Prometheus).
+struct HealthController {
+    let checks: [any HealthCheckable]
+    let metrics: PrometheusCollectorRegistry
+    let timeout: Duration = .seconds(2)
+
+    struct Check: Codable {
+        var status: String
+        var latencyMs: Int
+        var error: String?
+    }
+
+    struct Report: Codable {
+        var status: String
+        var checks: [String: Check]
+    }
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/health/live") { _, _ in
+            try jsonResponse(["status": "ok"])
+        }
+        router.get("/health/ready") { _, _ in
+            let results = await withTaskGroup(of: (String, Check).self) { group in
+                for check in checks {
+                    group.addTask { (check.healthName, await run(check)) }
+                }
+                var all: [String: Check] = [:]
+                for await (name, result) in group { all[name] = result }
+                return all
+            }
+            let ready = results.values.allSatisfy { $0.status == "up" }
+            return try jsonResponse(Report(status: ready ? "ready" : "unavailable", checks: results),
+                                    status: ready ? .ok : .serviceUnavailable, headers: ready ? [:] : [.retryAfter: "5"])
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
+    }
+
+    private func run(_ check: any HealthCheckable) async -> Check {
+        let start = ContinuousClock.now
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await check.checkHealth() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw StorefrontError.unavailable("\(check.healthName) did not answer in time", retryAfterSeconds: 5)
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            return Check(status: "up", latencyMs: Self.ms(since: start), error: nil)
+        } catch {
+            return Check(status: "down", latencyMs: Self.ms(since: start), error: "\(error)")
+        }
+    }
+
+    static func ms(since start: ContinuousClock.Instant) -> Int {
+        let d = ContinuousClock.now - start
+        return Int(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+}

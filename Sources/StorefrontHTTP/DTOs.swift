@@ -1,0 +1,151 @@
+import Foundation
+import StorefrontCore
+
+/// Wire shapes (DESIGN §5). Fields may be added; none is renamed.
+struct ProductDTO: Codable, Equatable {
+    var id: Int64
+    var sku: String
+    var name: String
+    var description: String
+    var priceMinor: Int64
+    var currency: String
+    var available: Int64
+    var updatedAt: String
+
+    init(_ p: Product) {
+        id = p.id
+        sku = p.sku
+        name = p.name
+        description = p.description
+        priceMinor = p.priceMinor
+        currency = p.currency
+        available = max(p.available, 0)
+        updatedAt = Timestamp.rfc3339(p.updatedAt)
+    }
+}
+
+struct ProductPageDTO: Codable {
+    var items: [ProductDTO]
+    /// Cursor of the next page; explicitly `null` on the last page.
+    var next: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(items, forKey: .items)
+        try c.encode(next, forKey: .next)
+    }
+}
+
+struct PurchaseBody: Decodable {
+    var productId: Int64
+    var qty: Int64
+}
+
+struct PurchaseDTO: Codable {
+    var orderId: Int64?
+    var sagaId: String
+    var status: String
+    var productId: Int64
+    var qty: Int64
+    var amountMinor: Int64
+    var currency: String
+
+    init(_ saga: Saga) {
+        orderId = saga.orderId
+        sagaId = saga.id.uuidString
+        status = saga.state == .confirmed ? OrderStatus.confirmed.rawValue : OrderStatus.pending.rawValue
+        productId = saga.productId
+        qty = saga.qty
+        amountMinor = saga.amountMinor
+        currency = saga.currency
+    }
+}
+
+struct OrderDTO: Codable {
+    struct SagaDTO: Codable {
+        var id: String
+        var state: String
+        var mode: String
+        var failureCode: String?
+        var attempts: Int
+        var steps: [StepDTO]
+    }
+
+    struct StepDTO: Codable {
+        var name: String
+        var status: String
+        var at: String
+        var detail: String?
+    }
+
+    var id: Int64
+    var status: String
+    var productId: Int64
+    var qty: Int64
+    var amountMinor: Int64
+    var currency: String
+    var createdAt: String
+    var updatedAt: String
+    var saga: SagaDTO
+
+    init(order: Order, saga: Saga, steps: [SagaStep]) {
+        id = order.id
+        status = order.status.rawValue
+        productId = order.productId
+        qty = order.qty
+        amountMinor = order.amountMinor
+        currency = order.currency
+        createdAt = Timestamp.rfc3339(order.createdAt)
+        updatedAt = Timestamp.rfc3339(order.updatedAt)
+        self.saga = SagaDTO(
+            id: saga.id.uuidString, state: saga.state.rawValue, mode: saga.mode.rawValue, failureCode: saga.failureCode,
+            attempts: saga.attempts,
+            steps: steps.map { StepDTO(name: $0.name.rawValue, status: $0.status.rawValue, at: Timestamp.rfc3339($0.at), detail: $0.detail) })
+    }
+}
+
+struct NewProductBody: Decodable {
+    var sku: String
+    var name: String
+    var description: String?
+    var priceMinor: Int64
+    var currency: String
+    var stock: Int64?
+
+    var model: NewProduct {
+        NewProduct(sku: sku, name: name, description: description ?? "", priceMinor: priceMinor, currency: currency, stock: stock ?? 0)
+    }
+}
+
+struct ProductUpdateBody: Decodable {
+    var sku: String?
+    var name: String?
+    var description: String?
+    var priceMinor: Int64?
+    var currency: String?
+
+    var model: ProductUpdate {
+        ProductUpdate(sku: sku, name: name, description: description, priceMinor: priceMinor, currency: currency)
+    }
+}
+
+struct RestockBody: Decodable {
+    var qty: Int64
+}
+
+struct EventPageDTO: Codable {
+    struct Item: Codable {
+        var id: Int64
+        var published: Bool
+        var event: SagaEvent
+    }
+
+    var items: [Item]
+    var next: Int64?
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(items, forKey: .items)
+        try c.encode(next, forKey: .next)
+    }
+}

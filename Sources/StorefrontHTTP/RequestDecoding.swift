@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+
+extension Request {
+    /// Reads at most `limit` bytes and decodes JSON; errors map to 400/413/422 envelopes.
+    func decodeJSON<T: Decodable>(as type: T.Type, limit: Int) async throws -> T {
+        var request = self
+        let data = Data(buffer: try await request.collectBody(upTo: limit))
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // Valid JSON whose value does not fit (e.g. 19.99 for an integer field) is a 422, not a syntax error.
+            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+                throw APIError(status: .badRequest, code: "malformed_json", message: "request body is not valid JSON")
+            }
+            throw APIError(status: .unprocessableContent, code: "validation_failed", message: context.debugDescription)
+        }
+    }
+}
+
+extension AppRequestContext {
+    /// A positive integer path parameter, or 400 `invalid_parameter`.
+    func positiveID(_ name: String = "id") throws -> Int64 {
+        guard let raw = parameters.get(name), let id = Int64(raw), id > 0 else {
+            throw APIError.invalidParameter("\(name) must be a positive integer")
+        }
+        return id
+    }
+}
+
+/// Opaque list cursors: base64url of `v1:<last id>`.
+enum Cursor {
+    static func encode(_ id: Int64) -> String {
+        Data("v1:\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ cursor: String) throws -> Int64 {
+        var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard cursor.count <= 64, let data = Data(base64Encoded: b64), let text = String(data: data, encoding: .utf8),
+              text.hasPrefix("v1:"), let id = Int64(text.dropFirst(3)), id >= 0
+        else { throw APIError.invalidParameter("after is not a valid cursor") }
+        return id
+    }
+}
+
+/// JSON responses with an explicit status and headers.
+func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json; charset=utf-8"
+    let data = try JSONEncoder().encode(value)
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}

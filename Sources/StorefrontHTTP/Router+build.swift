@@ -1,0 +1,16 @@
+import Hummingbird
+import StorefrontCore
+
+/// The whole HTTP API over the given services. The HTTP layer only translates: DTOs in, service calls, DTOs out.
+public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
+    // Metrics outside, so they record the status the error envelope chose.
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ErrorEnvelopeMiddleware())
+    ProductController(catalog: services.catalog).addRoutes(to: router)
+    PurchaseController(purchases: services.purchases, sagas: services.sagas, maxBodyBytes: services.maxBodyBytes).addRoutes(to: router)
+    AdminController(catalog: services.catalog, outbox: services.outbox, adminToken: services.adminToken, maxBodyBytes: services.maxBodyBytes)
+        .addRoutes(to: router)
+    HealthController(checks: services.health, metrics: services.metrics).addRoutes(to: router)
+    return router
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import Logging
+import StorefrontApp
+import StorefrontCore
+
+@main
+struct StorefrontCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storefront",
+        abstract: "Sells products under heavy concurrency without ever overselling.",
+        discussion: "Configuration comes from STOREFRONT_* environment variables and an optional KEY=VALUE file (--config).",
+        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "A file of STOREFRONT_*=value lines (the environment wins over it).")
+    var config: String?
+
+    func load() throws -> StorefrontConfig {
+        do {
+            return try StorefrontConfig.load(file: config)
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+func makeLogger(_ config: StorefrontConfig) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        return handler
+    }
+    var logger = Logger(label: "storefront")
+    logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+    logger[metadataKey: "instance"] = "\(config.instanceID)"
+    return logger
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the HTTP API (embedded default: SQLite file, in-process cache, lock and counter).")
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Address to listen on (overrides STOREFRONT_HOST).") var host: String?
+    @Option(help: "Port to listen on (overrides STOREFRONT_PORT).") var port: Int?
+
+    func run() async throws {
+        var config = try options.load()
+        if let host { config.host = host }
+        if let port { config.port = port }
+        let logger = makeLogger(config)
+        let storefront = try Storefront(config: config, logger: logger)
+        logger.info("starting storefront", metadata: [
+            "address": "\(config.host):\(config.port)", "database": "\(config.databaseURL)", "mode": "\(config.purchaseMode.rawValue)",
+            "admin": "\(config.adminToken == nil ? "disabled" : "enabled")",
+        ])
+        try await storefront.application().runService()
+        logger.info("storefront stopped")
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply database migrations and exit.")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let storefront = try Storefront(config: config, logger: makeLogger(config))
+        print("migrations applied: \(try storefront.database.appliedMigrations().joined(separator: ", "))")
+    }
+}
+
+struct Seed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a demo catalogue (idempotent: skus demo-1 … demo-N).")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "How many products.") var products: Int = 100
+    @Option(help: "Stock of each product.") var stock: Int64 = 100
+
+    func validate() throws {
+        guard (1...10_000_000).contains(products) else { throw ValidationError("--products must be between 1 and 10000000") }
+        guard (0...ProductRules.maxStock).contains(stock) else { throw ValidationError("--stock must be between 0 and \(ProductRules.maxStock)") }
+    }
+
+    func run() async throws {
+        let config = try options.load()
+        let storefront = try Storefront(config: config, logger: makeLogger(config))
+        let total = products
+        let start = ContinuousClock.now
+        try await storefront.database.products.seed(count: total, stock: stock, now: Date()) { done in
+            if total >= 10_000 || done == total {
+                FileHandle.standardError.write(Data("\rseeded \(done)/\(total) products".utf8))
+            }
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        print("seeded \(total) products with stock \(stock) in \(ContinuousClock.now - start)")
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print saga events from the outbox table, one JSON object per line.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Only events of this saga.") var saga: String?
+    @Flag(help: "Only events not yet published to Kafka.") var unpublished = false
+
+    func run() async throws {
+        let config = try options.load()
+        let storefront = try Storefront(config: config, logger: makeLogger(config))
+        let sagaId = try saga.map { raw -> UUID in
+            guard let id = UUID(uuidString: raw) else { throw ValidationError("--saga must be a UUID") }
+            return id
+        }
+        var after: Int64 = 0
+        while true {
+            let records = unpublished
+                ? try await storefront.services.outbox.unpublished(limit: 10_000).filter { $0.id > after && (sagaId == nil || $0.key == sagaId!.uuidString) }
+                : try await storefront.services.outbox.records(after: after, limit: 1000, sagaId: sagaId)
+            for record in records { print(record.payload) }
+            guard let last = records.last, !unpublished else { break }
+            after = last.id
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import StorefrontContracts
+import StorefrontCore
+import Synchronization
+
+/// Wraps the in-memory store to count (and slow down) product reads.
+final class CountingProductStore: ProductStore {
+    private let inner = InMemoryStore()
+    private let state = Mutex<(reads: Int, delay: Duration)>((0, .zero))
+
+    var reads: Int { state.withLock { $0.reads } }
+    var delay: Duration {
+        get { state.withLock { $0.delay } }
+        set { state.withLock { $0.delay = newValue } }
+    }
+
+    func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
+        let delay = state.withLock { s in
+            s.reads += 1
+            return s.delay
+        }
+        try await Task.sleep(for: delay)
+        return try await inner.product(id: id, consistency: consistency)
+    }
+
+    func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {
+        try await inner.products(after: after, limit: limit, consistency: consistency)
+    }
+    func create(_ product: NewProduct, now: Date) async throws -> Product { try await inner.create(product, now: now) }
+    func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product { try await inner.update(id: id, update, now: now) }
+    func restock(id: Int64, qty: Int64, now: Date) async throws -> Product { try await inner.restock(id: id, qty: qty, now: now) }
+    func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
+        try await inner.seed(count: count, stock: stock, now: now, progress: progress)
+    }
+}

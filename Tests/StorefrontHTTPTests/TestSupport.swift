@@ -1,0 +1,73 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import StorefrontApp
+import StorefrontContracts
+import StorefrontCore
+import Testing
+
+let adminToken = "test-admin-token"
+
+func temporaryDatabaseURL() -> String {
+    "sqlite://" + FileManager.default.temporaryDirectory.appendingPathComponent("storefront-http-\(UUID().uuidString).db").path
+}
+
+/// A Storefront on a fresh SQLite file, with the test's settings.
+func makeStorefront(
+    databaseURL: String = temporaryDatabaseURL(), instance: String = "test-1", faults: (any SagaFaultInjector)? = nil,
+    clock: WallClock = .system, _ tweak: (inout StorefrontConfig) -> Void = { _ in }
+) throws -> Storefront {
+    var config = StorefrontConfig(instanceID: instance)
+    config.databaseURL = databaseURL
+    config.adminToken = adminToken
+    config.logLevel = "warning"
+    tweak(&config)
+    return try Storefront(config: config, faults: faults, clock: clock)
+}
+
+extension Storefront {
+    /// Runs `body` against the router in-process.
+    func test<T: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+        try await application().test(.router, body)
+    }
+}
+
+struct Reply: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var json: [String: any Sendable]
+    var raw: String
+
+    var error: String? { (json["error"] as? [String: any Sendable])?["code"] as? String }
+    func int(_ key: String) -> Int64? { (json[key] as? NSNumber)?.int64Value }
+    func string(_ key: String) -> String? { json[key] as? String }
+}
+
+extension TestClientProtocol {
+    func call(_ method: HTTPRequest.Method, _ uri: String, body: String? = nil, headers: HTTPFields = [:], admin: Bool = false) async throws -> Reply {
+        var headers = headers
+        if admin { headers[.authorization] = "Bearer \(adminToken)" }
+        if body != nil { headers[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { response in
+            let raw = String(buffer: response.body)
+            let object = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] ?? [:]
+            return Reply(status: response.status, headers: response.headers, json: object.mapValues { $0 as! any Sendable }, raw: raw)
+        }
+    }
+
+    /// Creates a product through the admin API and returns its id.
+    func createProduct(sku: String = "mug-\(UUID().uuidString.prefix(6))", price: Int64 = 1999, stock: Int64 = 50) async throws -> Int64 {
+        let reply = try await call(.post, "/admin/products",
+                                   body: #"{"sku":"\#(sku)","name":"Mug","description":"A mug","priceMinor":\#(price),"currency":"USD","stock":\#(stock)}"#,
+                                   admin: true)
+        #expect(reply.status == .created, "\(reply.raw)")
+        return try #require(reply.int("id"))
+    }
+
+    func purchase(_ productId: Int64, qty: Int64 = 1, key: String? = nil) async throws -> Reply {
+        var headers: HTTPFields = [:]
+        if let key { headers[HTTPField.Name("Idempotency-Key")!] = key }
+        return try await call(.post, "/purchase", body: #"{"productId":\#(productId),"qty":\#(qty)}"#, headers: headers)
+    }
+}
