@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import StorefrontCore
 
 /// The one error envelope: `{"error": {"code": "…", "message": "…", "requestId": "…"}}`.
@@ -38,6 +39,8 @@ public struct APIError: Error, Sendable {
             }
         case let e as DecodingError:
             self = Self.decoding(e)
+        case is NIOTooManyBytesError:
+            self.init(status: .contentTooLarge, code: "payload_too_large", message: "request body is too large")
         case let e as HTTPError:
             switch e.status {
             case .contentTooLarge:
@@ -119,10 +122,10 @@ struct ErrorEnvelopeMiddleware: RouterMiddleware {
             return response
         } catch {
             let api = APIError(error)
-            if api.status.code >= 500 {
+            if api.status.code >= 500, !(error is StorefrontError) {
                 context.logger.error("request failed", metadata: ["status": "\(api.status.code)", "code": "\(api.code)", "error": "\(error)"])
             } else {
-                context.logger.debug("request rejected", metadata: ["status": "\(api.status.code)", "code": "\(api.code)"])
+                context.logger.debug("request answered with an error", metadata: ["status": "\(api.status.code)", "code": "\(api.code)"])
             }
             var response = api.response(requestId: context.id)
             response.headers[.requestID] = context.id

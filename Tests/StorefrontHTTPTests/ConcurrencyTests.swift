@@ -1,0 +1,93 @@
+import Foundation
+import HummingbirdTesting
+import StorefrontApp
+import StorefrontCore
+import Testing
+
+/// 300 buyers, 50 units: never an oversell, stock conserved, every saga terminal.
+@Suite("Concurrent purchases")
+struct ConcurrencyTests {
+    struct Tally: Sendable {
+        var confirmed = 0
+        var insufficient = 0
+        var declined = 0
+        var unavailable = 0
+        var other: [String] = []
+        var busyRetries = 0
+    }
+
+    /// Buys one unit per buyer, all at once; a buyer told `product_busy` retries after a short pause, as a client
+    /// honouring Retry-After would (bounded).
+    static func stampede(_ client: any TestClientProtocol, product: Int64, buyers: Int) async throws -> Tally {
+        try await withThrowingTaskGroup(of: (String, Int).self) { group in
+            for _ in 0..<buyers {
+                group.addTask {
+                    var retries = 0
+                    while true {
+                        let r = try await client.purchase(product)
+                        if r.error == "product_busy", retries < 2000 {
+                            retries += 1
+                            try await Task.sleep(for: .milliseconds(Int.random(in: 1...8)))
+                            continue
+                        }
+                        return (r.status == .created ? "confirmed" : r.error ?? "status \(r.status.code)", retries)
+                    }
+                }
+            }
+            var tally = Tally()
+            for try await (outcome, retries) in group {
+                tally.busyRetries += retries
+                switch outcome {
+                case "confirmed": tally.confirmed += 1
+                case "insufficient_stock": tally.insufficient += 1
+                case "payment_declined": tally.declined += 1
+                case "payment_unavailable": tally.unavailable += 1
+                default: tally.other.append(outcome)
+                }
+            }
+            return tally
+        }
+    }
+
+    @Test(arguments: [PurchaseMode.lock, .atomic])
+    func threeHundredBuyersFiftyUnits(mode: PurchaseMode) async throws {
+        let storefront = try makeStorefront { $0.purchaseMode = mode }
+        let tally = try await storefront.test { client in
+            let id = try await client.createProduct(stock: 50)
+            let tally = try await Self.stampede(client, product: id, buyers: 300)
+            #expect(try await client.call(.get, "/products/\(id)").int("available") == 0)
+            return tally
+        }
+        print("[measure] mode=\(mode.rawValue) buyers=300 stock=50 confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) busyRetries=\(tally.busyRetries) other=\(tally.other)")
+        #expect(tally.confirmed == 50)
+        #expect(tally.insufficient == 250)
+        #expect(tally.other.isEmpty)
+        let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))
+        #expect(product.stock == 0 && product.reserved == 0 && product.available == 0)
+        #expect(try await storefront.services.sagas.countUnfinished() == 0)
+        #expect(try await storefront.database.payments.chargedTotals() == (50, 50 * 1999))
+    }
+
+    /// 20% of payments fail (outage; retried with the same key) or 20% are declined (compensated at once).
+    @Test(arguments: [(PurchaseMode.lock, 0.2, 0.0), (.atomic, 0.2, 0.0), (.lock, 0.0, 0.2), (.atomic, 0.0, 0.2)])
+    func stockIsConservedWhenPaymentsFail(mode: PurchaseMode, failureRate: Double, declineRate: Double) async throws {
+        let storefront = try makeStorefront {
+            $0.purchaseMode = mode
+            $0.paymentFailureRate = failureRate
+            $0.paymentDeclineRate = declineRate
+        }
+        let tally = try await storefront.test { client in
+            let id = try await client.createProduct(stock: 50)
+            return try await Self.stampede(client, product: id, buyers: 300)
+        }
+        print("[measure] mode=\(mode.rawValue) failureRate=\(failureRate) declineRate=\(declineRate) confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) unavailable=\(tally.unavailable) declined=\(tally.declined) other=\(tally.other)")
+        let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))
+        #expect(product.reserved == 0)
+        #expect(product.stock + Int64(tally.confirmed) == 50, "stock + confirmed qty == initial stock")
+        #expect(tally.confirmed + tally.insufficient + tally.unavailable + tally.declined == 300)
+        if declineRate > 0 { #expect(tally.declined > 0, "compensations were exercised") }
+        #expect(tally.other.isEmpty)
+        #expect(try await storefront.services.sagas.countUnfinished() == 0)
+        #expect(try await storefront.database.payments.chargedTotals().count == tally.confirmed, "one charge per confirmed order")
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import HummingbirdTesting
+import StorefrontApp
+import StorefrontContracts
+import StorefrontCore
+import Testing
+
+@Suite("Recovery across instances")
+struct RecoveryTests {
+    /// Instance A dies mid-saga (fault hook); instance B, sharing the database, finishes or compensates its
+    /// sagas once their leases expire.
+    @Test(arguments: [
+        (SagaFaultPoint.after(.reserveInventory), "COMPENSATED"),
+        (.after(.createOrder), "COMPENSATED"),
+        (.after(.processPayment), "CONFIRMED"),
+    ])
+    func survivorFinishesADeadInstancesSagas(point: SagaFaultPoint, expected: String) async throws {
+        let url = temporaryDatabaseURL()
+        let clock = TestClock(Date())
+        let a = try makeStorefront(databaseURL: url, instance: "app-a", faults: FaultScript([point: .crash]), clock: clock.wall)
+        let b = try makeStorefront(databaseURL: url, instance: "app-b", clock: clock.wall)
+        let (id, dead) = try await a.test { client in
+            let id = try await client.createProduct(stock: 10)
+            var replies: [Reply] = []
+            for _ in 0..<3 { replies.append(try await client.purchase(id, qty: 2)) }
+            return (id, replies)
+        }
+        #expect(dead.allSatisfy { $0.status == .internalServerError }, "the dying instance never answered success")
+        #expect(try await b.services.sagas.countUnfinished() == 3)
+
+        // Before the lease ends, B leaves them alone.
+        #expect(try await b.recovery.recoverOnce().claimed == 0)
+        clock.advance(by: 31)
+        let report = try await b.recovery.recoverOnce()
+        #expect(report.claimed == 3 && report.finished == 3)
+        #expect(try await b.services.sagas.countUnfinished() == 0)
+
+        let product = try #require(try await b.database.products.product(id: id, consistency: .primary))
+        #expect(product.reserved == 0)
+        #expect(product.stock == (expected == "CONFIRMED" ? 4 : 10))
+        try await b.test { client in
+            #expect(try await client.call(.get, "/products/\(id)").int("available") == product.available)
+            if expected == "CONFIRMED" {
+                for orderId in 1...3 {
+                    let order = try await client.call(.get, "/orders/\(orderId)")
+                    #expect(order.string("status") == "CONFIRMED")
+                    let saga = try #require(order.json["saga"] as? [String: any Sendable])
+                    #expect(saga["attempts"] as? Int == 1)
+                }
+            }
+            // B keeps selling normally afterwards.
+            #expect(try await client.purchase(id, qty: 1).status == .created)
+        }
+        #expect(try await b.database.payments.chargedTotals().count == (expected == "CONFIRMED" ? 4 : 1))
+    }
+}
