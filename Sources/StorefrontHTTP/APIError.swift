@@ -47,8 +47,6 @@ public struct APIError: Error, Sendable {
                 self.init(status: .contentTooLarge, code: "payload_too_large", message: "request body is too large")
             case .notFound:
                 self.init(status: .notFound, code: "not_found", message: "no such route")
-            case .methodNotAllowed:
-                self.init(status: .methodNotAllowed, code: "method_not_allowed", message: "method not allowed")
             default:
                 self.init(status: e.status, code: e.status.code < 500 ? "bad_request" : "internal_error", message: e.body ?? e.status.reasonPhrase)
             }

@@ -84,3 +84,50 @@ struct ProductRoutesTests {
         #expect(store.reads == 1, "the second view is a cache hit")
     }
 }
+
+@Suite("Product cache")
+struct ProductCacheTests {
+    @Test func unknownIdsAreCachedBrieflyAsAbsent() async throws {
+        let store = CountingProductStore()
+        let catalog = CatalogService(products: store, cache: InProcessProductCache(), counter: InProcessStockCounter(),
+                                     settings: CatalogSettings(negativeTTL: .milliseconds(200)))
+        for _ in 0..<5 {
+            await #expect(throws: StorefrontError.productNotFound(42)) { try await catalog.product(id: 42) }
+        }
+        #expect(store.reads == 1, "one database read, then the negative entry answers")
+        try await Task.sleep(for: .milliseconds(300))
+        await #expect(throws: StorefrontError.productNotFound(42)) { try await catalog.product(id: 42) }
+        #expect(store.reads == 2, "the negative entry expired")
+    }
+
+    @Test func ttlIsJitteredAroundTheConfiguredValue() {
+        let catalog = CatalogService(products: CountingProductStore(), cache: InProcessProductCache(), counter: InProcessStockCounter())
+        let ttls: [Duration] = (0..<200).map { _ in catalog.jitteredTTL() }
+        #expect(ttls.allSatisfy { $0 >= .seconds(270) && $0 <= .seconds(330) })
+        #expect(Set(ttls).count > 1, "not all the same")
+    }
+
+    @Test func cacheEntriesExpire() async throws {
+        let cache = InProcessProductCache()
+        let p = Product(id: 1, sku: "s", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, reserved: 0, version: 1, updatedAt: Date())
+        try await cache.put(p, ttl: .milliseconds(100))
+        #expect(try await cache.get(id: 1) == .hit(p))
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await cache.get(id: 1) == .miss)
+    }
+
+    @Test func aCacheOutageFallsBackToTheDatabase() async throws {
+        let store = CountingProductStore()
+        let p = try await store.create(NewProduct(sku: "s", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 3), now: Date())
+        let catalog = CatalogService(products: store, cache: BrokenCache(), counter: InProcessStockCounter())
+        #expect(try await catalog.product(id: p.id).available == 3)
+    }
+}
+
+struct BrokenCache: ProductCache {
+    struct Down: Error {}
+    func get(id: Int64) async throws -> CacheLookup { throw Down() }
+    func put(_ product: Product, ttl: Duration) async throws { throw Down() }
+    func putAbsent(id: Int64, ttl: Duration) async throws { throw Down() }
+    func invalidate(id: Int64) async throws { throw Down() }
+}

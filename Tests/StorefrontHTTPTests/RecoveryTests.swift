@@ -54,3 +54,41 @@ struct RecoveryTests {
         #expect(try await b.database.payments.chargedTotals().count == (expected == "CONFIRMED" ? 4 : 1))
     }
 }
+
+@Suite("Sagas that cannot finish in the request")
+struct UnfinishedSagaTests {
+    @Test func compensationThatKeepsFailingAnswers503AndRecoveryFinishesIt() async throws {
+        let faults = FaultScript([.before(.releaseInventory): .fail(times: 1000)])
+        let clock = TestClock(Date())
+        let storefront = try makeStorefront(faults: faults, clock: clock.wall) { $0.paymentDeclineRate = 1 }
+        try await storefront.test { client in
+            let id = try await client.createProduct(stock: 5)
+            let r = try await client.purchase(id, qty: 2)
+            #expect(r.status == .serviceUnavailable && r.error == "service_unavailable", "\(r.raw)")
+            #expect(r.headers[.retryAfter] != nil)
+            #expect(try await storefront.services.sagas.countUnfinished() == 1)
+            faults.set(.before(.releaseInventory), nil)
+            clock.advance(by: 31)
+            #expect(try await storefront.recovery.recoverOnce().finished == 1)
+            #expect(try await client.call(.get, "/products/\(id)").int("available") == 5)
+        }
+    }
+
+    @Test func confirmationThatKeepsFailingAnswers202AndRecoveryConfirms() async throws {
+        let faults = FaultScript([.before(.confirmOrder): .fail(times: 1000)])
+        let clock = TestClock(Date())
+        let storefront = try makeStorefront(faults: faults, clock: clock.wall)
+        try await storefront.test { client in
+            let id = try await client.createProduct(stock: 5)
+            let r = try await client.purchase(id, qty: 2)
+            #expect(r.status == .accepted && r.string("status") == "PENDING", "\(r.raw)")
+            let orderId = try #require(r.int("orderId"))
+            #expect(try await client.call(.get, "/orders/\(orderId)").string("status") == "PENDING")
+            faults.set(.before(.confirmOrder), nil)
+            clock.advance(by: 31)
+            #expect(try await storefront.recovery.recoverOnce().finished == 1)
+            #expect(try await client.call(.get, "/orders/\(orderId)").string("status") == "CONFIRMED")
+            #expect(try await client.call(.get, "/products/\(id)").int("available") == 3)
+        }
+    }
+}

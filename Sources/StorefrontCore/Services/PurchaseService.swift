@@ -252,7 +252,7 @@ public final class PurchaseService: Sendable {
         }
         var current = saga
         let deadline = ContinuousClock.now + settings.idempotencyWait
-        while !current.state.isTerminal, !current.state.isPastPivot, ContinuousClock.now < deadline {
+        while !current.state.isTerminal, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
             current = try await sagas.saga(id: saga.id) ?? current
         }
