@@ -21,8 +21,11 @@ public struct Storefront: Sendable {
 
     /// Builds every part for `config`. `faults` and `clock` are test hooks.
     public init(config: StorefrontConfig, logger: Logger? = nil, faults: (any SagaFaultInjector)? = nil, clock: WallClock = .system) throws {
-        var logger = logger ?? Logger(label: "storefront")
-        if logger.logLevel == .info, let level = Logger.Level(rawValue: config.logLevel) { logger.logLevel = level }
+        let logger = logger ?? {
+            var logger = Logger(label: "storefront")
+            logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+            return logger
+        }()
         self.config = config
         self.logger = logger
         guard config.databaseURL.hasPrefix("sqlite:") else {
