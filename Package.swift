@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         .target(
@@ -27,6 +30,27 @@ let package = Package(
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StorefrontRedis",
+            dependencies: [
+                "StorefrontCore",
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -57,6 +81,8 @@ let package = Package(
             dependencies: [
                 "StorefrontCore",
                 "StorefrontSQLite",
+                "StorefrontRedis",
+                "RedisClient",
                 "StorefrontHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -88,6 +114,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RedisClientTests",
+            dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorefrontRedisTests",
+            dependencies: ["StorefrontRedis", "RedisClient", "StorefrontCore", "StorefrontContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "StorefrontSQLiteTests",
             dependencies: ["StorefrontCore", "StorefrontSQLite", "StorefrontContracts"],
             swiftSettings: swiftSettings
@@ -95,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "StorefrontHTTPTests",
             dependencies: [
-                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts",
+                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts", "RedisClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

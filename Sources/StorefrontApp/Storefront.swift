@@ -3,9 +3,11 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import RedisClient
 import ServiceLifecycle
 import StorefrontCore
 import StorefrontHTTP
+import StorefrontRedis
 import StorefrontSQLite
 
 /// Wiring: chooses adapters from configuration and builds services and the application.
@@ -17,6 +19,8 @@ public struct Storefront: Sendable {
     public let recovery: SagaRecovery
     public let database: SQLiteDatabase
     public let gateway: SimulatedPaymentGateway
+    /// The Redis client when `STOREFRONT_REDIS_URL` is set.
+    public let redis: RedisClient?
     public let logger: Logger
 
     /// Builds every part for `config`. `faults` and `clock` are test hooks.
@@ -31,7 +35,6 @@ public struct Storefront: Sendable {
         guard config.databaseURL.hasPrefix("sqlite:") else {
             throw ConfigError("STOREFRONT_DATABASE_URL: only sqlite:// is built in so far (got \(config.databaseURL.prefix(8))…)")
         }
-        if config.redisURL != nil { logger.warning("STOREFRONT_REDIS_URL is set but the Redis engine is not built in yet; using in-process cache, lock and counter") }
         if config.kafkaBrokers != nil { logger.warning("STOREFRONT_KAFKA_BROKERS is set but the Kafka relay is not built in yet; events stay in the outbox table") }
 
         database = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: config.databaseURL))
@@ -39,9 +42,25 @@ public struct Storefront: Sendable {
         let products = database.products
         let sagas = database.sagas()
         gateway = SimulatedPaymentGateway(ledger: database.payments, behavior: config.paymentBehavior, logger: logger)
-        let cache = InProcessProductCache()
-        let counter = InProcessStockCounter()
-        let lock = InProcessProductLock()
+        let cache: any ProductCache
+        let counter: any StockCounter
+        let lock: any ProductLock
+        var health: [any HealthCheckable] = [database]
+        if let url = config.redisURL {
+            var redisConfig = try RedisConfiguration(url: url)
+            redisConfig.clientName = "storefront-\(config.instanceID)"
+            let client = try RedisClient(configuration: redisConfig, logger: logger)
+            cache = RedisProductCache(redis: client)
+            counter = RedisStockCounter(redis: client)
+            lock = RedisProductLock(redis: client)
+            health.append(RedisHealth(redis: client))
+            redis = client
+        } else {
+            cache = InProcessProductCache()
+            counter = InProcessStockCounter()
+            lock = InProcessProductLock()
+            redis = nil
+        }
         orchestrator = SagaOrchestrator(store: sagas, gateway: gateway, owner: config.instanceID, settings: config.sagaSettings,
                                         clock: clock, faults: faults, logger: logger)
         let purchases = PurchaseService(products: products, sagas: sagas, orchestrator: orchestrator, cache: cache, counter: counter,
@@ -52,7 +71,7 @@ public struct Storefront: Sendable {
             await purchases.afterRecovery(saga)
         }
         services = StorefrontServices(
-            catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: [database],
+            catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: health,
             adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: StorefrontMetrics.registry)
     }
 

@@ -49,16 +49,20 @@ struct ConcurrencyTests {
         }
     }
 
-    @Test(arguments: [PurchaseMode.lock, .atomic])
-    func threeHundredBuyersFiftyUnits(mode: PurchaseMode) async throws {
-        let storefront = try makeStorefront { $0.purchaseMode = mode }
+    @Test(arguments: [PurchaseMode.lock, .atomic], Engine.allCases)
+    func threeHundredBuyersFiftyUnits(mode: PurchaseMode, engine: Engine) async throws {
+        let redisURL = try await engine.redisURL()
+        let storefront = try makeStorefront {
+            $0.purchaseMode = mode
+            engine.apply(&$0, redisURL: redisURL)
+        }
         let tally = try await storefront.test { client in
             let id = try await client.createProduct(stock: 50)
             let tally = try await Self.stampede(client, product: id, buyers: 300)
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 0)
             return tally
         }
-        print("[measure] mode=\(mode.rawValue) buyers=300 stock=50 confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) busyRetries=\(tally.busyRetries) other=\(tally.other)")
+        print("[measure] engine=\(engine.rawValue) mode=\(mode.rawValue) buyers=300 stock=50 confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) busyRetries=\(tally.busyRetries) other=\(tally.other)")
         #expect(tally.confirmed == 50)
         #expect(tally.insufficient == 250)
         #expect(tally.other.isEmpty)
@@ -69,10 +73,15 @@ struct ConcurrencyTests {
     }
 
     /// 20% of payments fail (outage; retried with the same key) or 20% are declined (compensated at once).
-    @Test(arguments: [(PurchaseMode.lock, 0.2, 0.0), (.atomic, 0.2, 0.0), (.lock, 0.0, 0.2), (.atomic, 0.0, 0.2)])
-    func stockIsConservedWhenPaymentsFail(mode: PurchaseMode, failureRate: Double, declineRate: Double) async throws {
+    @Test(arguments: [
+        (PurchaseMode.lock, 0.2, 0.0, Engine.embedded), (.atomic, 0.2, 0.0, .embedded), (.lock, 0.0, 0.2, .embedded),
+        (.atomic, 0.0, 0.2, .embedded), (.lock, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .redis),
+    ])
+    func stockIsConservedWhenPaymentsFail(mode: PurchaseMode, failureRate: Double, declineRate: Double, engine: Engine) async throws {
+        let redisURL = try await engine.redisURL()
         let storefront = try makeStorefront {
             $0.purchaseMode = mode
+            engine.apply(&$0, redisURL: redisURL)
             $0.paymentFailureRate = failureRate
             $0.paymentDeclineRate = declineRate
         }
@@ -80,7 +89,7 @@ struct ConcurrencyTests {
             let id = try await client.createProduct(stock: 50)
             return try await Self.stampede(client, product: id, buyers: 300)
         }
-        print("[measure] mode=\(mode.rawValue) failureRate=\(failureRate) declineRate=\(declineRate) confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) unavailable=\(tally.unavailable) declined=\(tally.declined) other=\(tally.other)")
+        print("[measure] engine=\(engine.rawValue) mode=\(mode.rawValue) failureRate=\(failureRate) declineRate=\(declineRate) confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) unavailable=\(tally.unavailable) declined=\(tally.declined) other=\(tally.other)")
         let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))
         #expect(product.reserved == 0)
         #expect(product.stock + Int64(tally.confirmed) == 50, "stock + confirmed qty == initial stock")

@@ -5,6 +5,8 @@ import HummingbirdTesting
 import StorefrontApp
 import StorefrontContracts
 import StorefrontCore
+import RedisClient
+import Synchronization
 import Testing
 
 let adminToken = "test-admin-token"
@@ -69,5 +71,36 @@ extension TestClientProtocol {
         var headers: HTTPFields = [:]
         if let key { headers[HTTPField.Name("Idempotency-Key")!] = key }
         return try await call(.post, "/purchase", body: #"{"productId":\#(productId),"qty":\#(qty)}"#, headers: headers)
+    }
+}
+
+private let nextRedisDatabase = Atomic<Int>(0)
+
+/// A private, flushed database (1…15) of the test Redis, so parallel tests never share keys.
+/// Missing server configuration is a failure, not a skip.
+func freshRedisURL() async throws -> String {
+    guard let base = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_URL"], !base.isEmpty else {
+        Issue.record("STOREFRONT_TEST_REDIS_URL is not set: run the tests with scripts/test (it starts redis-server)")
+        throw RedisClientError.invalidConfiguration("no test server")
+    }
+    let db = nextRedisDatabase.wrappingAdd(1, ordering: .relaxed).oldValue % 15 + 1
+    let url = base.hasSuffix("/") ? "\(base)\(db)" : "\(base)/\(db)"
+    let client = try RedisClient(configuration: try RedisConfiguration(url: url))
+    try await client.send(["FLUSHDB"])
+    await client.close()
+    return url
+}
+
+/// Which cache/lock/counter a test runs on.
+enum Engine: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case embedded, redis
+    var testDescription: String { rawValue }
+
+    func apply(_ config: inout StorefrontConfig, redisURL: String?) {
+        if self == .redis { config.redisURL = redisURL }
+    }
+
+    func redisURL() async throws -> String? {
+        self == .redis ? try await freshRedisURL() : nil
     }
 }

@@ -132,7 +132,7 @@ public final class PurchaseService: Sendable {
 
     private func purchaseWithLock(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
         let token = UUID().uuidString
-        guard try await acquireLock(product.id, token: token) else {
+        guard try await dependency("product lock", { try await self.acquireLock(product.id, token: token) }) else {
             // A concurrent request with the same key on another instance may own it: answer as it will.
             if let key = request.idempotencyKey, let existing = try await sagas.saga(idempotencyKey: key) {
                 return try await replay(existing, for: request)
@@ -151,7 +151,7 @@ public final class PurchaseService: Sendable {
     }
 
     private func lockedPurchase(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
-        let cached = try await cachedStock(product.id)
+        let cached = try await dependency("stock counter") { try await self.cachedStock(product.id) }
         guard cached >= new.qty else {
             Counter(label: "storefront_purchases_total", dimensions: [("outcome", "insufficient_stock")]).increment()
             throw StorefrontError.insufficientStock(productId: product.id, available: cached)
@@ -192,10 +192,13 @@ public final class PurchaseService: Sendable {
     // MARK: atomic mode (flash sale)
 
     private func purchaseAtomically(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
-        var reservation = try await counter.reserve(productId: product.id, qty: new.qty)
-        if reservation == .missing {
-            try await reconcileCounter(product.id)
-            reservation = try await counter.reserve(productId: product.id, qty: new.qty)
+        let reservation = try await dependency("stock counter") {
+            var reservation = try await self.counter.reserve(productId: product.id, qty: new.qty)
+            if reservation == .missing {
+                try await self.reconcileCounter(product.id)
+                reservation = try await self.counter.reserve(productId: product.id, qty: new.qty)
+            }
+            return reservation
         }
         switch reservation {
         case .reserved: break
@@ -298,6 +301,19 @@ public final class PurchaseService: Sendable {
     public func afterRecovery(_ saga: Saga) async {
         await quietly { try await self.counter.forget(productId: saga.productId) }
         await quietly { try await self.cache.invalidate(id: saga.productId) }
+    }
+
+    /// Runs a call to the lock or counter; if that dependency fails, the purchase is refused with 503 +
+    /// Retry-After before anything is written (never an oversell, never a hang).
+    private func dependency<T: Sendable>(_ name: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as StorefrontError {
+            throw error
+        } catch {
+            logger.warning("purchase refused: dependency unavailable", metadata: ["dependency": "\(name)", "error": "\(error)"])
+            throw StorefrontError.unavailable(name, retryAfterSeconds: settings.retryAfterSeconds)
+        }
     }
 
     private func quietly(_ body: () async throws -> Void) async {

@@ -1,0 +1,26 @@
+/// Redis Cluster key → slot mapping: CRC16 (XMODEM) of the key, or of its hash tag, modulo 16384.
+public enum HashSlot {
+    public static let count = 16384
+
+    /// The slot of `key`. If the key holds `{…}` with at least one character inside, only that part is hashed.
+    public static func slot(of key: String) -> Int {
+        let bytes = Array(key.utf8)
+        var hashed = bytes[...]
+        if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            hashed = bytes[(open + 1)..<close]
+        }
+        return Int(crc16(hashed) % UInt16(count))
+    }
+
+    static func crc16(_ bytes: ArraySlice<UInt8>) -> UInt16 {
+        var crc: UInt16 = 0
+        for byte in bytes {
+            crc ^= UInt16(byte) << 8
+            for _ in 0..<8 {
+                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
+            }
+        }
+        return crc
+    }
+}

@@ -1,0 +1,133 @@
+import DequeModule
+import NIOCore
+import Synchronization
+
+/// Set by the handler the moment a connection becomes unusable (before the close completes), so that no
+/// new command is given to it.
+final class ConnectionHealth: Sendable {
+    private let broken = Atomic<Bool>(false)
+    var isBroken: Bool { broken.load(ordering: .acquiring) }
+    func markBroken() { broken.store(true, ordering: .releasing) }
+}
+
+/// Frames inbound bytes into `RESPValue`s with `RESPParser`'s caps; a malformed frame closes the connection.
+final class RESPFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = RESPValue
+    let parser: RESPParser
+
+    init(parser: RESPParser = RESPParser()) {
+        self.parser = parser
+    }
+
+    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let value = try parser.parse(&buffer) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(value))
+        return .continue
+    }
+
+    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+/// One command waiting for its reply. Touched only on the channel's event loop.
+final class PendingCommand: @unchecked Sendable {
+    var promise: EventLoopPromise<RESPValue>?
+    let deadline: NIODeadline
+
+    init(promise: EventLoopPromise<RESPValue>, deadline: NIODeadline) {
+        self.promise = promise
+        self.deadline = deadline
+    }
+
+    func complete(_ result: Result<RESPValue, any Error>) {
+        guard let promise else { return }
+        self.promise = nil
+        promise.completeWith(result)
+    }
+}
+
+/// A batch of encoded commands written together (pipelining), each with its own reply slot.
+struct RedisOutbound {
+    var bytes: ByteBuffer
+    var commands: [PendingCommand]
+}
+
+/// Matches replies to commands in FIFO order. If the oldest command passes its deadline the connection is
+/// closed (its state is unknown) and every waiting command fails.
+final class RedisCommandHandler: ChannelDuplexHandler {
+    typealias InboundIn = RESPValue
+    typealias OutboundIn = RedisOutbound
+    typealias OutboundOut = ByteBuffer
+
+    private var pending = Deque<PendingCommand>()
+    private var timer: Scheduled<Void>?
+    private var failure: (any Error)?
+    let health: ConnectionHealth
+
+    init(health: ConnectionHealth) {
+        self.health = health
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let outbound = unwrapOutboundIn(data)
+        if let failure {
+            outbound.commands.forEach { $0.complete(.failure(failure)) }
+            promise?.fail(failure)
+            return
+        }
+        pending.append(contentsOf: outbound.commands)
+        scheduleTimer(context: context)
+        context.write(wrapOutboundOut(outbound.bytes), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let value = unwrapInboundIn(data)
+        if case .push = value { return }  // out-of-band (RESP3 push), not a reply
+        guard let command = pending.popFirst() else {
+            failAll(context: context, RedisClientError.protocolError("reply without a command"))
+            return
+        }
+        command.complete(.success(value))
+        if pending.isEmpty {
+            timer?.cancel()
+            timer = nil
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let mapped: any Error = error is RESPError ? RedisClientError.protocolError("\(error)") : error
+        failAll(context: context, mapped)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(context: context, failure ?? RedisClientError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    private func scheduleTimer(context: ChannelHandlerContext) {
+        guard timer == nil, let first = pending.first else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: first.deadline) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            guard let oldest = handler.pending.first else { return }
+            if oldest.deadline <= .now() {
+                handler.failAll(context: context, RedisClientError.timeout)
+            } else {
+                handler.scheduleTimer(context: context)
+            }
+        }
+    }
+
+    private func failAll(context: ChannelHandlerContext, _ error: any Error) {
+        health.markBroken()
+        if failure == nil { failure = error }
+        timer?.cancel()
+        timer = nil
+        while let command = pending.popFirst() {
+            command.complete(.failure(error))
+        }
+        context.close(promise: nil)
+    }
+}

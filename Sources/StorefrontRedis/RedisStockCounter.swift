@@ -1,0 +1,69 @@
+import RedisClient
+import StorefrontCore
+
+/// `StockCounter` on Redis (`product:{id}:stock`). Every conditional change is one Lua script, so it is atomic;
+/// decrement and give-back never create a missing key (a missing key means "reconcile from the database").
+public struct RedisStockCounter: StockCounter {
+    let redis: RedisClient
+
+    /// Returns {1, remaining} when reserved, {0, current} when too few, {-1, 0} when the key is missing.
+    static let reserve = RedisScript("""
+        local v = redis.call('GET', KEYS[1])
+        if not v then return {-1, 0} end
+        v = tonumber(v)
+        local qty = tonumber(ARGV[1])
+        if v >= qty then return {1, redis.call('DECRBY', KEYS[1], qty)} end
+        return {0, v}
+        """)
+    static let addIfPresent = RedisScript("""
+        if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+        return false
+        """)
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+    }
+
+    public func get(productId: Int64) async throws -> Int64? {
+        let key = RedisKeys.stock(productId)
+        return try await redis.send(["GET", .string(key)], key: key).int
+    }
+
+    public func set(productId: Int64, value: Int64) async throws {
+        let key = RedisKeys.stock(productId)
+        try await redis.send(["SET", .string(key), RESPArgument(value)], key: key)
+    }
+
+    public func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation {
+        let reply = try await redis.eval(Self.reserve, keys: [RedisKeys.stock(productId)], arguments: [RESPArgument(qty)])
+        guard let pair = reply.array, pair.count == 2, let status = pair[0].int, let value = pair[1].int else {
+            throw RedisClientError.unexpectedReply("reserve: \(reply)")
+        }
+        switch status {
+        case 1: return .reserved(remaining: value)
+        case 0: return .insufficient(available: value)
+        default: return .missing
+        }
+    }
+
+    public func decrement(productId: Int64, by qty: Int64) async throws {
+        _ = try await redis.eval(Self.addIfPresent, keys: [RedisKeys.stock(productId)], arguments: [RESPArgument(-qty)])
+    }
+
+    public func giveBack(productId: Int64, qty: Int64) async throws {
+        _ = try await redis.eval(Self.addIfPresent, keys: [RedisKeys.stock(productId)], arguments: [RESPArgument(qty)])
+    }
+
+    public func forget(productId: Int64) async throws {
+        let key = RedisKeys.stock(productId)
+        try await redis.send(["DEL", .string(key)], key: key)
+    }
+}
+
+/// `/health/ready` entry for Redis.
+public struct RedisHealth: HealthCheckable {
+    let redis: RedisClient
+    public init(redis: RedisClient) { self.redis = redis }
+    public var healthName: String { "redis" }
+    public func checkHealth() async throws { try await redis.ping() }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import RedisClient
+import StorefrontContracts
+import StorefrontCore
+@testable import StorefrontRedis
+import Testing
+
+func testRedisClient() throws -> RedisClient {
+    guard let url = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_URL"], !url.isEmpty else {
+        Issue.record("STOREFRONT_TEST_REDIS_URL is not set: run the tests with scripts/test (it starts redis-server)")
+        throw RedisClientError.invalidConfiguration("no test server")
+    }
+    return try RedisClient(configuration: try RedisConfiguration(url: url))
+}
+
+@Suite("Redis adapters (real redis-server)")
+struct RedisAdapterTests {
+    @Test func cacheContract() async throws { try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient())) }
+    @Test func lockContract() async throws { try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient())) }
+    @Test func counterContract() async throws { try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient())) }
+
+    @Test func keyLayoutAndTTL() async throws {
+        let redis = try testRedisClient()
+        let id = Int64.random(in: 1_000_000...9_000_000_000)
+        let p = Product(id: id, sku: "k", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, reserved: 0, version: 1, updatedAt: Date())
+        try await RedisProductCache(redis: redis).put(p, ttl: .seconds(300))
+        let ttl = try #require(try await redis.send(["PTTL", .string("product:{\(id)}:details")]).int)
+        #expect(ttl > 299_000 && ttl <= 300_000)
+        try await RedisStockCounter(redis: redis).set(productId: id, value: 7)
+        #expect(try await redis.send(["GET", .string("product:{\(id)}:stock")]).string == "7")
+        #expect(try await RedisProductLock(redis: redis).acquire(productId: id, token: "tok", ttl: .seconds(30)))
+        #expect(try await redis.send(["GET", .string("lock:product:{\(id)}")]).string == "tok")
+        let lockTTL = try #require(try await redis.send(["PTTL", .string("lock:product:{\(id)}")]).int)
+        #expect(lockTTL > 29_000 && lockTTL <= 30_000)
+        // all three keys of one product hash to one cluster slot
+        let slots = [RedisKeys.details(id), RedisKeys.stock(id), RedisKeys.lock(id)].map(HashSlot.slot(of:))
+        #expect(Set(slots).count == 1)
+        #expect(slots[0] == HashSlot.slot(of: "\(id)"), "the hash tag is the product id")
+        for key in [RedisKeys.details(id), RedisKeys.stock(id), RedisKeys.lock(id)] { try await redis.send(["DEL", .string(key)]) }
+    }
+
+    @Test func healthReportsRedis() async throws {
+        try await RedisHealth(redis: try testRedisClient()).checkHealth()
+        let down = try RedisClient(configuration: RedisConfiguration(endpoints: [RedisEndpoint(host: "127.0.0.1", port: 1)]))
+        await #expect(throws: (any Error).self) { try await RedisHealth(redis: down).checkHealth() }
+    }
+}
+
