@@ -56,17 +56,18 @@ struct ConcurrencyTests {
             $0.purchaseMode = mode
             engine.apply(&$0, redisURL: redisURL)
         }
-        let tally = try await storefront.test { client in
+        try await storefront.useUniqueProductIDs()
+        let (id, tally) = try await storefront.test { client in
             let id = try await client.createProduct(stock: 50)
             let tally = try await Self.stampede(client, product: id, buyers: 300)
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 0)
-            return tally
+            return (id, tally)
         }
         print("[measure] engine=\(engine.rawValue) mode=\(mode.rawValue) buyers=300 stock=50 confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) busyRetries=\(tally.busyRetries) other=\(tally.other)")
         #expect(tally.confirmed == 50)
         #expect(tally.insufficient == 250)
         #expect(tally.other.isEmpty)
-        let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))
+        let product = try #require(try await storefront.database.products.product(id: id, consistency: .primary))
         #expect(product.stock == 0 && product.reserved == 0 && product.available == 0)
         #expect(try await storefront.services.sagas.countUnfinished() == 0)
         #expect(try await storefront.database.payments.chargedTotals() == (50, 50 * 1999))
@@ -75,7 +76,7 @@ struct ConcurrencyTests {
     /// 20% of payments fail (outage; retried with the same key) or 20% are declined (compensated at once).
     @Test(arguments: [
         (PurchaseMode.lock, 0.2, 0.0, Engine.embedded), (.atomic, 0.2, 0.0, .embedded), (.lock, 0.0, 0.2, .embedded),
-        (.atomic, 0.0, 0.2, .embedded), (.lock, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .redis),
+        (.atomic, 0.0, 0.2, .embedded), (.lock, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .cluster),
     ])
     func stockIsConservedWhenPaymentsFail(mode: PurchaseMode, failureRate: Double, declineRate: Double, engine: Engine) async throws {
         let redisURL = try await engine.redisURL()
@@ -85,12 +86,13 @@ struct ConcurrencyTests {
             $0.paymentFailureRate = failureRate
             $0.paymentDeclineRate = declineRate
         }
-        let tally = try await storefront.test { client in
+        try await storefront.useUniqueProductIDs()
+        let (id, tally) = try await storefront.test { client in
             let id = try await client.createProduct(stock: 50)
-            return try await Self.stampede(client, product: id, buyers: 300)
+            return (id, try await Self.stampede(client, product: id, buyers: 300))
         }
         print("[measure] engine=\(engine.rawValue) mode=\(mode.rawValue) failureRate=\(failureRate) declineRate=\(declineRate) confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) unavailable=\(tally.unavailable) declined=\(tally.declined) other=\(tally.other)")
-        let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))
+        let product = try #require(try await storefront.database.products.product(id: id, consistency: .primary))
         #expect(product.reserved == 0)
         #expect(product.stock + Int64(tally.confirmed) == 50, "stock + confirmed qty == initial stock")
         #expect(tally.confirmed + tally.insufficient + tally.unavailable + tally.declined == 300)

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import StorefrontApp
 import StorefrontContracts
 import StorefrontCore
+@testable import StorefrontSQLite
 import RedisClient
 import Synchronization
 import Testing
@@ -93,14 +94,34 @@ func freshRedisURL() async throws -> String {
 
 /// Which cache/lock/counter a test runs on.
 enum Engine: String, Sendable, CaseIterable, CustomTestStringConvertible {
-    case embedded, redis
+    case embedded, redis, cluster
     var testDescription: String { rawValue }
 
     func apply(_ config: inout StorefrontConfig, redisURL: String?) {
-        if self == .redis { config.redisURL = redisURL }
+        if self != .embedded { config.redisURL = redisURL }
     }
 
     func redisURL() async throws -> String? {
-        self == .redis ? try await freshRedisURL() : nil
+        switch self {
+        case .embedded: return nil
+        case .redis: return try await freshRedisURL()
+        case .cluster:
+            guard let url = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_CLUSTER_URL"], !url.isEmpty else {
+                Issue.record("STOREFRONT_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test (it starts the cluster)")
+                throw RedisClientError.invalidConfiguration("no test cluster")
+            }
+            return url
+        }
+    }
+}
+
+extension Storefront {
+    /// A cluster has one keyspace shared by parallel tests: start this database's product ids at a random
+    /// offset so no two tests touch the same `product:{id}` keys.
+    func useUniqueProductIDs() async throws {
+        let start = Int64.random(in: 1_000_000...9_000_000_000)
+        try await database.writer.write { db in
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('products', ?)", arguments: [start])
+        }
     }
 }

@@ -5,9 +5,9 @@ import StorefrontCore
 @testable import StorefrontRedis
 import Testing
 
-func testRedisClient() throws -> RedisClient {
-    guard let url = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_URL"], !url.isEmpty else {
-        Issue.record("STOREFRONT_TEST_REDIS_URL is not set: run the tests with scripts/test (it starts redis-server)")
+func testRedisClient(_ variable: String = "STOREFRONT_TEST_REDIS_URL") throws -> RedisClient {
+    guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
+        Issue.record("\(variable) is not set: run the tests with scripts/test (it starts redis-server)")
         throw RedisClientError.invalidConfiguration("no test server")
     }
     return try RedisClient(configuration: try RedisConfiguration(url: url))
@@ -18,6 +18,16 @@ struct RedisAdapterTests {
     @Test func cacheContract() async throws { try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient())) }
     @Test func lockContract() async throws { try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient())) }
     @Test func counterContract() async throws { try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient())) }
+
+    @Test func cacheContractOnCluster() async throws {
+        try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+    }
+    @Test func lockContractOnCluster() async throws {
+        try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+    }
+    @Test func counterContractOnCluster() async throws {
+        try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+    }
 
     @Test func keyLayoutAndTTL() async throws {
         let redis = try testRedisClient()

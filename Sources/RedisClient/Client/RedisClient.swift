@@ -12,44 +12,80 @@ public struct RedisScript: Sendable, Hashable {
     }
 }
 
-/// The client Storefront's adapters use: one node (standalone). Commands name the key they touch so a
-/// cluster-aware client can route them by hash slot.
+/// The client Storefront's adapters use: one node (standalone) or a Redis Cluster, chosen by the
+/// configuration. Commands name the key they touch so the cluster client can route them by hash slot.
 public final class RedisClient: Sendable {
+    private enum Backend: Sendable {
+        case standalone(RedisNodeClient)
+        case cluster(RedisClusterClient)
+    }
+
     public let configuration: RedisConfiguration
-    private let node: RedisNodeClient
+    private let backend: Backend
 
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "redis"),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
-        guard !configuration.cluster else {
-            throw RedisClientError.invalidConfiguration("Redis Cluster mode is not built in yet; use a standalone redis:// URL")
-        }
+        guard !configuration.endpoints.isEmpty else { throw RedisClientError.invalidConfiguration("no endpoint") }
         self.configuration = configuration
-        node = RedisNodeClient(endpoint: configuration.endpoints[0], configuration: configuration, logger: logger, eventLoopGroup: eventLoopGroup)
+        if configuration.cluster {
+            backend = .cluster(RedisClusterClient(configuration: configuration, logger: logger, eventLoopGroup: eventLoopGroup))
+        } else {
+            backend = .standalone(RedisNodeClient(endpoint: configuration.endpoints[0], configuration: configuration, logger: logger,
+                                                  eventLoopGroup: eventLoopGroup))
+        }
+    }
+
+    /// The cluster client, in cluster mode.
+    public var cluster: RedisClusterClient? {
+        if case .cluster(let c) = backend { return c }
+        return nil
     }
 
     /// Sends a command that touches `key` (nil for keyless commands); error replies throw `RedisServerError`.
     @discardableResult
     public func send(_ arguments: [RESPArgument], key: String? = nil) async throws -> RESPValue {
-        try await node.send(arguments)
+        try await sendRaw(arguments, key: key).throwingServerError()
+    }
+
+    /// Like `send`, but returns error replies as `.error`.
+    public func sendRaw(_ arguments: [RESPArgument], key: String? = nil) async throws -> RESPValue {
+        switch backend {
+        case .standalone(let node): try await node.sendRaw(arguments)
+        case .cluster(let cluster): try await cluster.sendRaw(arguments, key: key)
+        }
+    }
+
+    /// Sends commands in one flush; in cluster mode all must touch the slot of `key`.
+    public func pipeline(_ commands: [[RESPArgument]], key: String? = nil) async throws -> [RESPValue] {
+        switch backend {
+        case .standalone(let node): return try await node.pipeline(commands)
+        case .cluster(let cluster):
+            guard let key else { throw RedisClientError.invalidConfiguration("a cluster pipeline needs a routing key") }
+            return try await cluster.pipeline(commands, key: key)
+        }
     }
 
     /// Runs a script with `EVALSHA`; on `NOSCRIPT` falls back to `EVAL` (which also caches it on the server).
+    /// In cluster mode it is routed by its first key (all keys must share a slot).
     public func eval(_ script: RedisScript, keys: [String], arguments: [RESPArgument]) async throws -> RESPValue {
         let tail: [RESPArgument] = [.string(String(keys.count))] + keys.map { .string($0) } + arguments
-        let reply = try await node.sendRaw(["EVALSHA", .string(script.sha1)] + tail)
+        let reply = try await sendRaw(["EVALSHA", .string(script.sha1)] + tail, key: keys.first)
         if case .error(let message) = reply, RedisServerError(message).code == "NOSCRIPT" {
-            return try await node.send(["EVAL", .string(script.source)] + tail)
+            return try await send(["EVAL", .string(script.source)] + tail, key: keys.first)
         }
         return try reply.throwingServerError()
     }
 
-    /// `PING` → `PONG`.
+    /// `PING` → `PONG` (in cluster mode: one master).
     public func ping() async throws {
         let reply = try await send(["PING"])
         guard reply.string == "PONG" else { throw RedisClientError.unexpectedReply("\(reply)") }
     }
 
     public func close() async {
-        await node.close()
+        switch backend {
+        case .standalone(let node): await node.close()
+        case .cluster(let cluster): await cluster.close()
+        }
     }
 }
