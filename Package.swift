@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "StorefrontCore",
                 "StorefrontApp",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

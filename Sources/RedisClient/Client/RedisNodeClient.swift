@@ -45,14 +45,34 @@ public final class RedisNodeClient: Sendable {
 
     private func timed<T>(_ arguments: [RESPArgument], _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
-        let name = arguments.first?.text.uppercased() ?? "?"
+        let metrics = CommandMetrics.for(arguments.first)
         do {
             let result = try await body()
-            Timer(label: "redis_command_duration_seconds", dimensions: [("command", name)]).recordInterval(since: start)
+            metrics.duration.recordInterval(since: start)
             return result
         } catch {
-            Counter(label: "redis_command_errors_total", dimensions: [("command", name)]).increment()
+            metrics.errors.increment()
             throw error
+        }
+    }
+}
+
+/// Per-command metric handles, created once (looking them up per command would cost more than the command).
+struct CommandMetrics: Sendable {
+    let duration: Timer
+    let errors: Counter
+
+    private static let cache = Mutex<[String: CommandMetrics]>([:])
+
+    static func `for`(_ argument: RESPArgument?) -> CommandMetrics {
+        let raw = argument?.text ?? "?"
+        return cache.withLock { cache in
+            if let hit = cache[raw] { return hit }
+            let name = cache.count < 64 ? raw.uppercased() : "OTHER"
+            let metrics = CommandMetrics(duration: Timer(label: "redis_command_duration_seconds", dimensions: [("command", name)]),
+                                         errors: Counter(label: "redis_command_errors_total", dimensions: [("command", name)]))
+            cache[raw] = metrics
+            return metrics
         }
     }
 }

@@ -30,27 +30,40 @@ final class RESPFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// One command waiting for its reply. Touched only on the channel's event loop.
+/// Commands written together, waiting for their replies (one promise for the whole batch).
+/// Touched only on the channel's event loop.
 final class PendingCommand: @unchecked Sendable {
-    var promise: EventLoopPromise<RESPValue>?
+    var promise: EventLoopPromise<[RESPValue]>?
     let deadline: NIODeadline
+    let expected: Int
+    private var replies: [RESPValue] = []
 
-    init(promise: EventLoopPromise<RESPValue>, deadline: NIODeadline) {
+    init(promise: EventLoopPromise<[RESPValue]>, deadline: NIODeadline, expected: Int) {
         self.promise = promise
         self.deadline = deadline
+        self.expected = expected
+        replies.reserveCapacity(expected)
     }
 
-    func complete(_ result: Result<RESPValue, any Error>) {
+    /// Adds one reply; true when the batch is complete.
+    func receive(_ reply: RESPValue) -> Bool {
+        replies.append(reply)
+        guard replies.count == expected else { return false }
+        complete(.success(replies))
+        return true
+    }
+
+    func complete(_ result: Result<[RESPValue], any Error>) {
         guard let promise else { return }
         self.promise = nil
         promise.completeWith(result)
     }
 }
 
-/// A batch of encoded commands written together (pipelining), each with its own reply slot.
+/// A batch of encoded commands written together (pipelining) with its reply slot.
 struct RedisOutbound {
     var bytes: ByteBuffer
-    var commands: [PendingCommand]
+    var batch: PendingCommand
 }
 
 /// Matches replies to commands in FIFO order. If the oldest command passes its deadline the connection is
@@ -63,6 +76,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     private var pending = Deque<PendingCommand>()
     private var timer: Scheduled<Void>?
     private var failure: (any Error)?
+    private var flushScheduled = false
     let health: ConnectionHealth
 
     init(health: ConnectionHealth) {
@@ -72,23 +86,33 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let outbound = unwrapOutboundIn(data)
         if let failure {
-            outbound.commands.forEach { $0.complete(.failure(failure)) }
+            outbound.batch.complete(.failure(failure))
             promise?.fail(failure)
             return
         }
-        pending.append(contentsOf: outbound.commands)
+        pending.append(outbound.batch)
         scheduleTimer(context: context)
         context.write(wrapOutboundOut(outbound.bytes), promise: promise)
+        // Coalesce flushes: every command written in this event-loop tick goes out in one syscall.
+        if !flushScheduled {
+            flushScheduled = true
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.flushScheduled = false
+                context.flush()
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)
         if case .push = value { return }  // out-of-band (RESP3 push), not a reply
-        guard let command = pending.popFirst() else {
+        guard let batch = pending.first else {
             failAll(context: context, RedisClientError.protocolError("reply without a command"))
             return
         }
-        command.complete(.success(value))
+        if batch.receive(value) { pending.removeFirst() }
         if pending.isEmpty {
             timer?.cancel()
             timer = nil

@@ -96,26 +96,21 @@ public final class RedisConnection: Sendable {
         let deadline = NIODeadline.now() + TimeAmount.nanoseconds(
             commandTimeout.components.seconds * 1_000_000_000 + commandTimeout.components.attoseconds / 1_000_000_000)
         var bytes = channel.allocator.buffer(capacity: 64 * commands.count)
-        var pending: [PendingCommand] = []
         for command in commands {
             RESPCommandEncoder.encode(command, into: &bytes)
-            pending.append(PendingCommand(promise: loop.makePromise(), deadline: deadline))
         }
-        let futures = pending.map { $0.promise!.futureResult }
-        let outbound = RedisOutbound(bytes: bytes, commands: pending)
+        let batch = PendingCommand(promise: loop.makePromise(), deadline: deadline, expected: commands.count)
+        let future = batch.promise!.futureResult
         return try await withTaskCancellationHandler {
             let written = loop.makePromise(of: Void.self)
             written.futureResult.whenFailure { error in
-                // Never reached the handler (e.g. the channel is already closed): fail the commands here.
-                pending.forEach { $0.complete(.failure(error is ChannelError ? RedisClientError.connectionClosed : error)) }
+                // Never reached the handler (e.g. the channel is already closed): fail the batch here.
+                batch.complete(.failure(error is ChannelError ? RedisClientError.connectionClosed : error))
             }
-            channel.writeAndFlush(outbound, promise: written)
-            var replies: [RESPValue] = []
-            replies.reserveCapacity(futures.count)
-            for future in futures { replies.append(try await future.get()) }
-            return replies
+            channel.write(RedisOutbound(bytes: bytes, batch: batch), promise: written)  // the handler coalesces flushes
+            return try await future.get()
         } onCancel: {
-            loop.execute { pending.forEach { $0.complete(.failure(CancellationError())) } }
+            loop.execute { batch.complete(.failure(CancellationError())) }
         }
     }
 

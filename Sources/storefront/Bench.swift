@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks against a baseline measured in the same run.", subcommands: [RedisBench.self])
+}
+
+/// `storefront bench redis`: this client vs `redis-benchmark` on the same server, same concurrency.
+struct RedisBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redis",
+        abstract: "GET/SET and pipelined GET throughput of Storefront's Redis client vs redis-benchmark (same server, same run).")
+
+    @Option(help: "Redis URL (standalone).") var url = "redis://127.0.0.1:6379"
+    @Option(help: "Requests per test.") var requests = 100_000
+    @Option(help: "Concurrent requests in flight (redis-benchmark -c).") var concurrency = 50
+    @Option(help: "Commands per pipeline for the pipelined test (redis-benchmark -P).") var pipeline = 16
+    @Option(help: "Connections the Storefront client multiplexes over.") var connections = 4
+
+    func run() async throws {
+        var config = try RedisConfiguration(url: url)
+        config.connectionsPerNode = connections
+        guard !config.cluster else { throw ValidationError("bench redis needs a standalone redis:// URL") }
+        let endpoint = config.endpoints[0]
+        let baseline = try redisBenchmark(endpoint, pipeline: 1)
+        let baselinePipelined = try redisBenchmark(endpoint, pipeline: pipeline)
+        let client = try RedisClient(configuration: config)
+        _ = try await RedisBenchmark.run(client: client, requests: min(requests, 10_000), concurrency: concurrency, pipeline: pipeline)  // warm-up
+        let ours = try await RedisBenchmark.run(client: client, requests: requests, concurrency: concurrency, pipeline: pipeline)
+        await client.close()
+
+        let reference = [ours[0].name: baseline["SET"], ours[1].name: baseline["GET"], ours[2].name: baselinePipelined["GET"]]
+        print("redis bench: \(requests) requests, concurrency \(concurrency), server \(endpoint), client connections \(connections)")
+        print("test".padding(toLength: 22, withPad: " ", startingAt: 0) + "storefront req/s   redis-benchmark req/s   ratio")
+        for result in ours {
+            let base = reference[result.name] ?? nil
+            let ratio = base.map { String(format: "%.2f", result.requestsPerSecond / $0) } ?? "n/a"
+            print(result.name.padding(toLength: 22, withPad: " ", startingAt: 0)
+                  + String(format: "%16.0f", result.requestsPerSecond) + String(format: "%24.0f", base ?? .nan) + "   " + ratio)
+        }
+    }
+
+    /// Runs redis-benchmark and returns requests/s per test (SET, GET).
+    private func redisBenchmark(_ endpoint: RedisEndpoint, pipeline: Int) throws -> [String: Double] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["redis-benchmark", "-h", endpoint.host, "-p", String(endpoint.port), "-t", "set,get", "-n", String(requests),
+                         "-c", String(concurrency), "-P", String(pipeline), "-d", "3", "--csv"]
+        if let password = try RedisConfiguration(url: url).password { arguments += ["-a", password] }
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("redis-benchmark failed (is redis-tools installed?)") }
+        var rates: [String: Double] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            if fields.count >= 2, let rate = Double(fields[1]) { rates[fields[0]] = rate }
+        }
+        return rates
+    }
+}
