@@ -49,6 +49,10 @@ public struct Storefront: Sendable {
         if let url = config.redisURL {
             var redisConfig = try RedisConfiguration(url: url)
             redisConfig.clientName = "storefront-\(config.instanceID)"
+            redisConfig.connectionsPerNode = config.redisConnections
+            redisConfig.commandTimeout = .milliseconds(config.redisTimeoutMilliseconds)
+            redisConfig.connectTimeout = .milliseconds(config.redisTimeoutMilliseconds)
+            redisConfig.tlsCAFile = config.redisTLSCAFile
             let client = try RedisClient(configuration: redisConfig, logger: logger)
             cache = RedisProductCache(redis: client)
             counter = RedisStockCounter(redis: client)

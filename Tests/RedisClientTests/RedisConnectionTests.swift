@@ -141,6 +141,37 @@ struct RedisConnectionTests {
         await password.close()
     }
 
+    @Test func fallsBackToRESP2WhenTheServerHasNoHELLO() async throws {
+        let config = try configuration("STOREFRONT_TEST_REDIS_RESP2_URL")
+        let connection = try await RedisConnection.connect(to: config.endpoints[0], configuration: config)
+        #expect(connection.protocolVersion == 2)
+        let key = testKey()
+        try await connection.send(["SET", .string(key), "v", "PX", 10_000])
+        #expect(try await connection.send(["GET", .string(key)]).string == "v")
+        #expect(try await connection.send(["MGET", .string(key), "nope"]) == .array([.bulkString(ByteBuffer(string: "v")), .null]))
+        await connection.close()
+    }
+
+    @Test func talksTLSWithATrustedCA() async throws {
+        let ca = try testRedisURL("STOREFRONT_TEST_REDIS_TLS_CA")
+        let trusted = try configuration("STOREFRONT_TEST_REDIS_TLS_URL") { $0.tlsCAFile = ca }
+        #expect(trusted.tls)
+        let client = try RedisClient(configuration: trusted)
+        try await client.ping()
+        let key = testKey()
+        try await client.send(["SET", .string(key), "secret-value", "PX", 10_000])
+        #expect(try await client.send(["GET", .string(key)]).string == "secret-value")
+        await client.close()
+        // Without the CA the server's certificate is not trusted: the handshake fails, nothing is sent.
+        let untrusted = try configuration("STOREFRONT_TEST_REDIS_TLS_URL")
+        await #expect(throws: (any Error).self) { try await RedisConnection.connect(to: untrusted.endpoints[0], configuration: untrusted) }
+        // And a plain connection to the TLS port gets nowhere.
+        var plain = trusted
+        plain.tls = false
+        plain.connectTimeout = .milliseconds(500)
+        await #expect(throws: (any Error).self) { try await RedisConnection.connect(to: plain.endpoints[0], configuration: plain) }
+    }
+
     @Test func scriptsFallBackToEvalOnNoScript() async throws {
         let client = try RedisClient(configuration: try configuration())
         let script = RedisScript("return tonumber(ARGV[1]) + 1 + #KEYS")

@@ -41,6 +41,8 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var password: String?
     public var database: Int
     public var tls: Bool
+    /// PEM file of CA certificates to trust for TLS; nil = the system trust store.
+    public var tlsCAFile: String?
     /// Multiplexed connections per node; commands are pipelined on each.
     public var connectionsPerNode: Int
     public var commandTimeout: Duration
@@ -63,6 +65,7 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.password = password
         self.database = database
         self.tls = tls
+        self.tlsCAFile = nil
         self.connectionsPerNode = max(connectionsPerNode, 1)
         self.commandTimeout = commandTimeout
         self.connectTimeout = connectTimeout

@@ -26,7 +26,14 @@ public final class RedisConnection: Sendable {
         to endpoint: RedisEndpoint, configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> RedisConnection {
-        let sslContext = configuration.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        var sslContext: NIOSSLContext?
+        if configuration.tls {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let ca = configuration.tlsCAFile { tls.trustRoots = .file(ca) }
+            sslContext = try NIOSSLContext(configuration: tls)
+        }
+        // SNI cannot carry an IP address; certificates for IPs are matched by their IP SAN.
+        let serverHostname = endpoint.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } ? nil : endpoint.host
         let health = ConnectionHealth()
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds * 1_000_000_000
@@ -35,7 +42,7 @@ public final class RedisConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: endpoint.host)
+                        let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPFrameDecoder()))

@@ -10,6 +10,9 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var databaseURL = "sqlite://storefront.db"
     public var databaseReplicaURLs: [String] = []
     public var redisURL: String?
+    public var redisConnections = 4
+    public var redisTimeoutMilliseconds = 2000
+    public var redisTLSCAFile: String?
     public var kafkaBrokers: String?
     public var instanceID: String
     public var adminToken: String?
@@ -43,6 +46,9 @@ public struct StorefrontConfig: Sendable, Equatable {
         ("STOREFRONT_DATABASE_URL", "sqlite:///path/to/file.db (default sqlite://storefront.db in the working directory)"),
         ("STOREFRONT_DATABASE_REPLICA_URLS", "comma-separated read replicas (MySQL engine)"),
         ("STOREFRONT_REDIS_URL", "redis://… for the Redis engine; empty = in-process cache, lock and counter"),
+        ("STOREFRONT_REDIS_CONNECTIONS", "multiplexed connections per Redis node (default 4)"),
+        ("STOREFRONT_REDIS_TIMEOUT_MS", "deadline of one Redis command and of connecting (default 2000)"),
+        ("STOREFRONT_REDIS_TLS_CA_FILE", "PEM file of CA certificates to trust for rediss:// (default: the system's)"),
         ("STOREFRONT_KAFKA_BROKERS", "host:port,… for the Kafka relay; empty = events stay in the outbox table"),
         ("STOREFRONT_INSTANCE_ID", "this server's name as saga owner (default host-pid)"),
         ("STOREFRONT_ADMIN_TOKEN", "bearer token for /admin; unset = admin endpoints answer 401"),
@@ -119,6 +125,9 @@ public struct StorefrontConfig: Sendable, Equatable {
             databaseReplicaURLs = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         redisURL = string("STOREFRONT_REDIS_URL")
+        if let v = try int("STOREFRONT_REDIS_CONNECTIONS", 1...256) { redisConnections = v }
+        if let v = try int("STOREFRONT_REDIS_TIMEOUT_MS", 10...60_000) { redisTimeoutMilliseconds = v }
+        redisTLSCAFile = string("STOREFRONT_REDIS_TLS_CA_FILE")
         kafkaBrokers = string("STOREFRONT_KAFKA_BROKERS")
         if let v = string("STOREFRONT_INSTANCE_ID") { instanceID = v }
         adminToken = string("STOREFRONT_ADMIN_TOKEN")

@@ -219,7 +219,10 @@ public final class PurchaseService: Sendable {
             await quietly { try await self.counter.forget(productId: product.id) }
             throw error
         }
-        if saga.state == .compensated || saga.state == .failed {
+        if saga.state == .failed, saga.failureCode == "insufficient_stock" {
+            // The counter said yes, the database said no: the counter is off; rebuild it rather than add to it.
+            await quietly { try await self.counter.forget(productId: product.id) }
+        } else if saga.state == .compensated || saga.state == .failed {
             await giveBack(true)
         }
         await quietly { try await self.cache.invalidate(id: product.id) }
