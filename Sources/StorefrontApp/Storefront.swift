@@ -17,6 +17,8 @@ public struct Storefront: Sendable {
     public let services: StorefrontServices
     public let orchestrator: SagaOrchestrator
     public let recovery: SagaRecovery
+    /// The periodic sweep of cached stock counters.
+    public let reconciler: StockReconciler
     public let database: SQLiteDatabase
     public let gateway: SimulatedPaymentGateway
     /// The Redis client when `STOREFRONT_REDIS_URL` is set.
@@ -67,10 +69,12 @@ public struct Storefront: Sendable {
         }
         orchestrator = SagaOrchestrator(store: sagas, gateway: gateway, owner: config.instanceID, settings: config.sagaSettings,
                                         clock: clock, faults: faults, logger: logger)
+        reconciler = StockReconciler(products: products, counter: counter, lock: lock, mode: config.purchaseMode,
+                                     lockTTL: .milliseconds(config.lockTTLMilliseconds), logger: logger)
         let purchases = PurchaseService(products: products, sagas: sagas, orchestrator: orchestrator, cache: cache, counter: counter,
-                                        lock: lock, settings: config.purchaseSettings, clock: clock, logger: logger)
+                                        lock: lock, settings: config.purchaseSettings, clock: clock, reconciler: reconciler, logger: logger)
         let catalog = CatalogService(products: products, cache: cache, counter: counter, settings: config.catalogSettings,
-                                     clock: clock, logger: logger)
+                                     clock: clock, reconciler: reconciler, logger: logger)
         recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, logger: logger) { saga in
             await purchases.afterRecovery(saga)
         }
@@ -85,20 +89,22 @@ public struct Storefront: Sendable {
             router: buildRouter(services),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "storefront"),
             logger: logger)
-        app.addServices(SagaRecoveryService(recovery: recovery, interval: .seconds(config.recoveryIntervalSeconds)))
+        app.addServices(
+            BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
+            BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
         return app
     }
 }
 
-/// Runs the recovery loop until graceful shutdown.
-struct SagaRecoveryService: Service {
-    let recovery: SagaRecovery
-    let interval: Duration
+/// A background loop (saga recovery, stock reconciliation) that runs until graceful shutdown.
+struct BackgroundLoop: Service, CustomStringConvertible {
+    let name: String
+    let body: @Sendable () async -> Void
+
+    var description: String { name }
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await recovery.run(interval: interval)
-        }
+        await cancelWhenGracefulShutdown { await body() }
     }
 }
 

@@ -34,6 +34,11 @@ public struct RedisStockCounter: StockCounter {
         try await redis.send(["SET", .string(key), RESPArgument(value)], key: key)
     }
 
+    public func setIfAbsent(productId: Int64, value: Int64) async throws {
+        let key = RedisKeys.stock(productId)
+        try await redis.send(["SET", .string(key), RESPArgument(value), "NX"], key: key)
+    }
+
     public func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation {
         let reply = try await redis.eval(Self.reserve, keys: [RedisKeys.stock(productId)], arguments: [RESPArgument(qty)])
         guard let pair = reply.array, pair.count == 2, let status = pair[0].int, let value = pair[1].int else {

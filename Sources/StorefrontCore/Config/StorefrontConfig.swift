@@ -25,6 +25,7 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var lockWaitMilliseconds = 0
     public var sagaLeaseSeconds = 30
     public var recoveryIntervalSeconds = 5
+    public var stockReconcileSeconds = 30
     public var paymentLatencyMilliseconds = 0
     public var paymentFailureRate = 0.0
     public var paymentDeclineRate = 0.0
@@ -61,6 +62,7 @@ public struct StorefrontConfig: Sendable, Equatable {
         ("STOREFRONT_LOCK_WAIT_MS", "wait for a busy lock before 409 product_busy (default 0)"),
         ("STOREFRONT_SAGA_LEASE_SECONDS", "saga lease; another server may take over after it (default 30)"),
         ("STOREFRONT_RECOVERY_INTERVAL_SECONDS", "how often expired sagas are looked for (default 5)"),
+        ("STOREFRONT_STOCK_RECONCILE_SECONDS", "period of the sweep that corrects cached stock counters from the database (default 30)"),
         ("STOREFRONT_PAYMENT_LATENCY_MS", "simulated payment provider: added latency (default 0)"),
         ("STOREFRONT_PAYMENT_FAILURE_RATE", "simulated payment provider: outage probability 0–1 (default 0)"),
         ("STOREFRONT_PAYMENT_DECLINE_RATE", "simulated payment provider: decline probability 0–1 (default 0)"),
@@ -143,6 +145,7 @@ public struct StorefrontConfig: Sendable, Equatable {
         if let v = try int("STOREFRONT_LOCK_WAIT_MS", 0...60_000) { lockWaitMilliseconds = v }
         if let v = try int("STOREFRONT_SAGA_LEASE_SECONDS", 1...3_600) { sagaLeaseSeconds = v }
         if let v = try int("STOREFRONT_RECOVERY_INTERVAL_SECONDS", 1...3_600) { recoveryIntervalSeconds = v }
+        if let v = try int("STOREFRONT_STOCK_RECONCILE_SECONDS", 1...86_400) { stockReconcileSeconds = v }
         if let v = try int("STOREFRONT_PAYMENT_LATENCY_MS", 0...60_000) { paymentLatencyMilliseconds = v }
         if let v = try rate("STOREFRONT_PAYMENT_FAILURE_RATE") { paymentFailureRate = v }
         if let v = try rate("STOREFRONT_PAYMENT_DECLINE_RATE") { paymentDeclineRate = v }

@@ -15,6 +15,12 @@ public final class InProcessStockCounter: StockCounter {
         values.withLock { $0[productId] = value }
     }
 
+    public func setIfAbsent(productId: Int64, value: Int64) async throws {
+        values.withLock { map in
+            if map[productId] == nil { map[productId] = value }
+        }
+    }
+
     public func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation {
         values.withLock { map in
             guard let current = map[productId] else { return .missing }

@@ -33,6 +33,8 @@ public protocol StockCounter: Sendable {
     func get(productId: Int64) async throws -> Int64?
     /// Sets the counter (reconciliation from the database).
     func set(productId: Int64, value: Int64) async throws
+    /// Sets the counter only if the key is missing (first fill, so concurrent fillers cannot undo reservations).
+    func setIfAbsent(productId: Int64, value: Int64) async throws
     /// Atomically: if the counter ≥ qty then decrement and return `.reserved`; missing key → `.missing`.
     func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation
     /// Decrements unconditionally if the key exists (lock mode, after a confirmed saga).

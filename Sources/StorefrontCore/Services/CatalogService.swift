@@ -28,12 +28,14 @@ public final class CatalogService: Sendable {
     private let counter: any StockCounter
     private let clock: WallClock
     private let logger: Logger
+    private let reconciler: StockReconciler?
     private let loads = SingleFlight<Int64, Product?>()
 
     public init(
         products: any ProductStore, cache: any ProductCache, counter: any StockCounter, settings: CatalogSettings = .init(),
-        clock: WallClock = .system, logger: Logger = Logger(label: "storefront.catalog")
+        clock: WallClock = .system, reconciler: StockReconciler? = nil, logger: Logger = Logger(label: "storefront.catalog")
     ) {
+        self.reconciler = reconciler
         self.products = products
         self.cache = cache
         self.counter = counter
@@ -121,6 +123,7 @@ public final class CatalogService: Sendable {
             logger.warning("stock counter not updated after restock; dropping it", metadata: ["product": "\(id)", "error": "\(error)"])
             try? await counter.forget(productId: id)
         }
+        reconciler?.note(id)
         return product
     }
 

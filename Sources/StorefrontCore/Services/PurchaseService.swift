@@ -61,13 +61,15 @@ public final class PurchaseService: Sendable {
     private let lock: any ProductLock
     private let clock: WallClock
     private let logger: Logger
+    private let reconciler: StockReconciler?
     private let byKey = SingleFlight<String, PurchaseResult>()
 
     public init(
         products: any ProductStore, sagas: any SagaStore, orchestrator: SagaOrchestrator, cache: any ProductCache,
         counter: any StockCounter, lock: any ProductLock, settings: PurchaseSettings = .init(), clock: WallClock = .system,
-        logger: Logger = Logger(label: "storefront.purchase")
+        reconciler: StockReconciler? = nil, logger: Logger = Logger(label: "storefront.purchase")
     ) {
+        self.reconciler = reconciler
         self.products = products
         self.sagas = sagas
         self.orchestrator = orchestrator
@@ -107,6 +109,7 @@ public final class PurchaseService: Sendable {
             result = try await Task(operation: work).value
         }
         Counter(label: "storefront_purchases_total", dimensions: [("outcome", result.saga.state.rawValue)]).increment()
+        reconciler?.note(request.productId)
         return result
     }
 
@@ -161,8 +164,9 @@ public final class PurchaseService: Sendable {
         case .confirmed:
             await quietly { try await self.counter.decrement(productId: product.id, by: new.qty) }
         case .failed where saga.failureCode == "insufficient_stock":
-            // The counter said yes but the database said no: the counter drifted; reconcile on next read.
-            await quietly { try await self.counter.forget(productId: product.id) }
+            // The counter said yes but the database said no: the counter drifted. We hold the lock, so no
+            // purchase is in flight for this product: correct it exactly, now.
+            await quietly { try await self.reconcileCounter(product.id) }
         default:
             break
         }
@@ -194,8 +198,8 @@ public final class PurchaseService: Sendable {
     private func purchaseAtomically(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
         let reservation = try await dependency("stock counter") {
             var reservation = try await self.counter.reserve(productId: product.id, qty: new.qty)
-            if reservation == .missing {
-                try await self.reconcileCounter(product.id)
+            for _ in 0..<3 where reservation == .missing {
+                try await self.fillCounter(product.id)
                 reservation = try await self.counter.reserve(productId: product.id, qty: new.qty)
             }
             return reservation
@@ -220,8 +224,8 @@ public final class PurchaseService: Sendable {
             throw error
         }
         if saga.state == .failed, saga.failureCode == "insufficient_stock" {
-            // The counter said yes, the database said no: the counter is off; rebuild it rather than add to it.
-            await quietly { try await self.counter.forget(productId: product.id) }
+            // The counter said yes, the database said no: the counter was too high. The units this request took
+            // from it did not exist, so they are not given back — the counter converges on the truth.
         } else if saga.state == .compensated || saga.state == .failed {
             await giveBack(true)
         }
@@ -287,7 +291,17 @@ public final class PurchaseService: Sendable {
     /// The cached counter, filled from the primary on a miss.
     private func cachedStock(_ productId: Int64) async throws -> Int64 {
         if let value = try await counter.get(productId: productId) { return value }
-        return try await reconcileCounter(productId)
+        try await fillCounter(productId)
+        return try await counter.get(productId: productId) ?? 0
+    }
+
+    /// First fill of a missing counter from the database; concurrent fillers cannot overwrite each other
+    /// (or reservations made in between).
+    private func fillCounter(_ productId: Int64) async throws {
+        guard let product = try await products.product(id: productId, consistency: .primary) else {
+            throw StorefrontError.productNotFound(productId)
+        }
+        try await counter.setIfAbsent(productId: productId, value: product.available)
     }
 
     /// Sets the counter from the database (`stock − reserved`).
