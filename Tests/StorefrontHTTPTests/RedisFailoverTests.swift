@@ -53,6 +53,7 @@ struct RedisFailoverTests {
                                 reply = try await client.purchase(id, qty: 1, key: "drill-\(mode)-\(w)-\(i)")
                             }
                             results.append(reply.status == .created ? "confirmed" : reply.error ?? "\(reply.status.code)")
+                            if reply.status == .created { progress.noteSuccess() }
                             if progress.done.add(1, ordering: .relaxed).newValue == killAfter {
                                 try Self.kill(victim, dir: dir)
                                 progress.killed.withLock { $0 = (victim.port, .now) }
@@ -68,7 +69,8 @@ struct RedisFailoverTests {
             return (id, outcomes)
         }
         let victim = try #require(progress.killed.withLock { $0 })
-        print("[measure] redis failover mode=\(mode.rawValue) purchases=\(outcomes.count) confirmed=\(outcomes.filter { $0 == "confirmed" }.count) resumedAfter=\(ContinuousClock.now - victim.at)")
+        let resumed = progress.firstSuccessAfterKill.withLock { $0 }.map { $0 - victim.at }
+        print("[measure] redis failover mode=\(mode.rawValue) purchases=\(outcomes.count) confirmed=\(outcomes.filter { $0 == "confirmed" }.count) firstPurchaseAfterKill=\(resumed.map { "\($0)" } ?? "none") loopDoneAfterKill=\(ContinuousClock.now - victim.at)")
         #expect(outcomes.count == workers * perWorker)
         #expect(outcomes.allSatisfy { $0 == "confirmed" }, "\(Dictionary(grouping: outcomes, by: { $0 }).mapValues(\.count))")
 
@@ -118,4 +120,11 @@ struct RedisFailoverTests {
 final class DrillProgress: Sendable {
     let done = Atomic<Int>(0)
     let killed = Mutex<(port: Int, at: ContinuousClock.Instant)?>(nil)
+    let firstSuccessAfterKill = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Records when the first purchase after the kill succeeded (how long the slot was unavailable).
+    func noteSuccess() {
+        guard killed.withLock({ $0 }) != nil else { return }
+        firstSuccessAfterKill.withLock { if $0 == nil { $0 = .now } }
+    }
 }
