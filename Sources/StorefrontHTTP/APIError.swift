@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 import StorefrontCore
 
 /// The one error envelope: `{"error": {"code": "…", "message": "…", "requestId": "…"}}`.
@@ -112,6 +113,7 @@ public struct APIError: Error, Sendable {
 /// Turns every thrown error into the JSON envelope, stamps `X-Request-Id`, and logs server-side failures.
 struct ErrorEnvelopeMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
+    let routes: KnownRoutes
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -119,7 +121,13 @@ struct ErrorEnvelopeMiddleware: RouterMiddleware {
             response.headers[.requestID] = context.id
             return response
         } catch {
-            let api = APIError(error)
+            var api = APIError(error)
+            var allow: String?
+            if api.code == "not_found", let methods = routes.methods(for: request.uri.path) {
+                // The path exists, the method does not.
+                api = APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "\(request.method) is not allowed here")
+                allow = methods.sorted().joined(separator: ", ")
+            }
             if api.status.code >= 500, !(error is StorefrontError) {
                 context.logger.error("request failed", metadata: ["status": "\(api.status.code)", "code": "\(api.code)", "error": "\(error)"])
             } else {
@@ -127,6 +135,7 @@ struct ErrorEnvelopeMiddleware: RouterMiddleware {
             }
             var response = api.response(requestId: context.id)
             response.headers[.requestID] = context.id
+            if let allow { response.headers[.allow] = allow }
             return response
         }
     }
@@ -136,4 +145,28 @@ extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
     static let idempotencyKey = Self("Idempotency-Key")!
     static let idempotentReplayed = Self("Idempotent-Replayed")!
+}
+
+/// The router's path templates and their methods, to tell 405 from 404.
+final class KnownRoutes: Sendable {
+    private let table = Mutex<[(segments: [Substring], methods: Set<String>)]>([])
+
+    func set(_ routes: [(path: String, method: String)]) {
+        var grouped: [String: Set<String>] = [:]
+        for route in routes { grouped[route.path, default: []].insert(route.method) }
+        table.withLock { t in
+            t = grouped.map { (segments: $0.key.split(separator: "/"), methods: $0.value) }
+        }
+    }
+
+    /// Methods served on `path`, or nil if no template matches it.
+    func methods(for path: String) -> Set<String>? {
+        let parts = path.split(separator: "/")
+        return table.withLock { t in
+            t.first { entry in
+                entry.segments.count == parts.count
+                    && zip(entry.segments, parts).allSatisfy { template, part in template.hasPrefix("{") || template.hasPrefix(":") || template == part }
+            }?.methods
+        }
+    }
 }

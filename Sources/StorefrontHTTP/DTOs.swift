@@ -112,6 +112,21 @@ struct NewProductBody: Decodable {
     var currency: String
     var stock: Int64?
 
+    private enum CodingKeys: String, CodingKey { case sku, name, description, priceMinor, currency, stock }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        for key in c.allKeys where try c.decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(String.self, .init(codingPath: [key], debugDescription: "null"))
+        }
+        sku = try c.decode(String.self, forKey: .sku)
+        name = try c.decode(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        priceMinor = try c.decode(Int64.self, forKey: .priceMinor)
+        currency = try c.decode(String.self, forKey: .currency)
+        stock = try c.decodeIfPresent(Int64.self, forKey: .stock)
+    }
+
     var model: NewProduct {
         NewProduct(sku: sku, name: name, description: description ?? "", priceMinor: priceMinor, currency: currency, stock: stock ?? 0)
     }
@@ -123,6 +138,21 @@ struct ProductUpdateBody: Decodable {
     var description: String?
     var priceMinor: Int64?
     var currency: String?
+
+    private enum CodingKeys: String, CodingKey { case sku, name, description, priceMinor, currency }
+
+    /// Absent fields stay as they are; an explicit `null` is refused (it would be ambiguous).
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        for key in c.allKeys where try c.decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(String.self, .init(codingPath: [key], debugDescription: "null"))
+        }
+        sku = try c.decodeIfPresent(String.self, forKey: .sku)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        priceMinor = try c.decodeIfPresent(Int64.self, forKey: .priceMinor)
+        currency = try c.decodeIfPresent(String.self, forKey: .currency)
+    }
 
     var model: ProductUpdate {
         ProductUpdate(sku: sku, name: name, description: description, priceMinor: priceMinor, currency: currency)

@@ -6,11 +6,13 @@ public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestCont
     let router = Router(context: AppRequestContext.self)
     // Metrics outside, so they record the status the error envelope chose.
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: ErrorEnvelopeMiddleware())
+    let known = KnownRoutes()
+    router.add(middleware: ErrorEnvelopeMiddleware(routes: known))
     ProductController(catalog: services.catalog).addRoutes(to: router)
     PurchaseController(purchases: services.purchases, sagas: services.sagas, maxBodyBytes: services.maxBodyBytes).addRoutes(to: router)
     AdminController(catalog: services.catalog, outbox: services.outbox, adminToken: services.adminToken, maxBodyBytes: services.maxBodyBytes)
         .addRoutes(to: router)
     HealthController(checks: services.health, metrics: services.metrics).addRoutes(to: router)
+    known.set(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
     return router
 }

@@ -44,6 +44,7 @@ struct AdminRoutesTests {
                 (#"{"sku":"x","name":"M","priceMinor":1,"currency":"USD","stock":-3}"#, "validation_failed"),
                 (#"{"sku":"x","name":"M","priceMinor":19.99,"currency":"USD"}"#, "validation_failed"),
                 (#"{"sku":"x","name":"M","currency":"USD"}"#, "validation_failed"),
+                (#"{"sku":"x","name":"M","priceMinor":1,"currency":"USD","description":null}"#, "validation_failed"),
                 (#"{"sku":"x","name":"M","priceMinor":"1","currency":"USD"}"#, "validation_failed"),
                 (#"[1,2]"#, "validation_failed"),
                 (#"{"sku":"#, "malformed_json"),
@@ -67,6 +68,8 @@ struct AdminRoutesTests {
             #expect(updated.status == .ok && updated.int("priceMinor") == 2500 && updated.string("description") == "new" && updated.string("sku") == "a")
             #expect(try await client.call(.put, "/admin/products/\(id)", body: #"{"sku":"b"}"#, admin: true).error == "sku_conflict")
             #expect(try await client.call(.put, "/admin/products/\(id)", body: "{}", admin: true).error == "validation_failed")
+            #expect(try await client.call(.put, "/admin/products/\(id)", body: #"{"currency":null}"#, admin: true).error == "validation_failed",
+                    "an explicit null is refused, not ignored")
             #expect(try await client.call(.put, "/admin/products/777", body: #"{"name":"x"}"#, admin: true).error == "product_not_found")
             #expect(try await client.call(.put, "/admin/products/x", body: #"{"name":"x"}"#, admin: true).error == "invalid_parameter")
             let restocked = try await client.call(.post, "/admin/products/\(id)/restock", body: #"{"qty":7}"#, admin: true)
@@ -89,6 +92,8 @@ struct AdminRoutesTests {
             let items = try #require(events.json["items"] as? [[String: any Sendable]])
             let types = items.compactMap { ($0["event"] as? [String: any Sendable])?["type"] as? String }
             #expect(types == ["SagaStarted", "InventoryReserved", "OrderCreated", "PaymentProcessed", "OrderConfirmed"])
+            let times = items.compactMap { ($0["event"] as? [String: any Sendable])?["occurredAt"] as? String }
+            #expect(times.count == 5 && times.allSatisfy { Timestamp.parse($0) != nil }, "RFC 3339 strings, not numbers")
             #expect(try await client.call(.get, "/admin/events?sagaId=nope", admin: true).error == "invalid_parameter")
             #expect(try await client.call(.get, "/admin/events").error == "unauthorized")
         }

@@ -25,6 +25,10 @@ struct ProductRoutesTests {
                 #expect(r.status == .badRequest && r.error == "invalid_parameter", "id \(bad)")
             }
             #expect(try await client.call(.get, "/nowhere").error == "not_found")
+            let wrongMethod = try await client.call(.delete, "/products/\(id)")
+            #expect(wrongMethod.status == .methodNotAllowed && wrongMethod.error == "method_not_allowed")
+            #expect(wrongMethod.headers[.allow] == "GET")
+            #expect(try await client.call(.get, "/purchase").headers[.allow] == "POST")
         }
     }
 

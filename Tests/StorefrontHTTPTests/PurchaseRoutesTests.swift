@@ -61,7 +61,7 @@ struct PurchaseRoutesTests {
                 #expect(r.status == status && r.error == code, "\(body.prefix(60)) → \(r.status) \(r.raw)")
             }
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 5)
-            #expect(try await client.call(.get, "/purchase").error == "not_found")
+            #expect(try await client.call(.get, "/purchase").error == "method_not_allowed")
         }
         // Nothing was written: no order, no payment, only the insufficient-stock saga (which reserved nothing).
         let product = try #require(try await storefront.database.products.product(id: 1, consistency: .primary))

@@ -56,31 +56,55 @@ public struct SagaEvent: Sendable, Equatable, Codable {
     }
 
     public static func decode(_ payload: String) throws -> SagaEvent {
-        try decoder.decode(SagaEvent.self, from: Data(payload.utf8))
+        try JSONDecoder().decode(SagaEvent.self, from: Data(payload.utf8))
     }
 
     private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.dateEncodingStrategy = .custom { date, encoder in
-            var c = encoder.singleValueContainer()
-            try c.encode(Timestamp.rfc3339(date))
-        }
         e.outputFormatting = [.sortedKeys]
         return e
     }()
 
-    private static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .custom { decoder in
-            let c = try decoder.singleValueContainer()
-            let s = try c.decode(String.self)
-            guard let date = Timestamp.parse(s) else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 timestamp: \(s)")
-            }
-            return date
+    private enum CodingKeys: String, CodingKey {
+        case schemaVersion, eventId, type, sagaId, sequence, occurredAt, productId, orderId, qty, amountMinor, currency, reason
+    }
+
+    // `occurredAt` is always an RFC 3339 UTC string, whatever encoder the event is embedded in.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+        eventId = try c.decode(UUID.self, forKey: .eventId)
+        type = try c.decode(SagaEventType.self, forKey: .type)
+        sagaId = try c.decode(UUID.self, forKey: .sagaId)
+        sequence = try c.decode(Int.self, forKey: .sequence)
+        let at = try c.decode(String.self, forKey: .occurredAt)
+        guard let date = Timestamp.parse(at) else {
+            throw DecodingError.dataCorruptedError(forKey: .occurredAt, in: c, debugDescription: "not an RFC 3339 timestamp: \(at)")
         }
-        return d
-    }()
+        occurredAt = date
+        productId = try c.decode(Int64.self, forKey: .productId)
+        orderId = try c.decodeIfPresent(Int64.self, forKey: .orderId)
+        qty = try c.decode(Int64.self, forKey: .qty)
+        amountMinor = try c.decode(Int64.self, forKey: .amountMinor)
+        currency = try c.decode(String.self, forKey: .currency)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schemaVersion, forKey: .schemaVersion)
+        try c.encode(eventId, forKey: .eventId)
+        try c.encode(type, forKey: .type)
+        try c.encode(sagaId, forKey: .sagaId)
+        try c.encode(sequence, forKey: .sequence)
+        try c.encode(Timestamp.rfc3339(occurredAt), forKey: .occurredAt)
+        try c.encode(productId, forKey: .productId)
+        try c.encodeIfPresent(orderId, forKey: .orderId)
+        try c.encode(qty, forKey: .qty)
+        try c.encode(amountMinor, forKey: .amountMinor)
+        try c.encode(currency, forKey: .currency)
+        try c.encodeIfPresent(reason, forKey: .reason)
+    }
 }
 
 /// A row of the transactional outbox.
