@@ -115,10 +115,7 @@ struct NewProductBody: Decodable {
     private enum CodingKeys: String, CodingKey { case sku, name, description, priceMinor, currency, stock }
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        for key in c.allKeys where try c.decodeNil(forKey: key) {
-            throw DecodingError.valueNotFound(String.self, .init(codingPath: [key], debugDescription: "null"))
-        }
+        let c = try decoder.container(keyedBy: CodingKeys.self).refusingNulls()
         sku = try c.decode(String.self, forKey: .sku)
         name = try c.decode(String.self, forKey: .name)
         description = try c.decodeIfPresent(String.self, forKey: .description)
@@ -141,12 +138,9 @@ struct ProductUpdateBody: Decodable {
 
     private enum CodingKeys: String, CodingKey { case sku, name, description, priceMinor, currency }
 
-    /// Absent fields stay as they are; an explicit `null` is refused (it would be ambiguous).
+    /// Absent fields stay as they are.
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        for key in c.allKeys where try c.decodeNil(forKey: key) {
-            throw DecodingError.valueNotFound(String.self, .init(codingPath: [key], debugDescription: "null"))
-        }
+        let c = try decoder.container(keyedBy: CodingKeys.self).refusingNulls()
         sku = try c.decodeIfPresent(String.self, forKey: .sku)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         description = try c.decodeIfPresent(String.self, forKey: .description)
@@ -177,5 +171,15 @@ struct EventPageDTO: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(items, forKey: .items)
         try c.encode(next, forKey: .next)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Absent optional fields are fine; an explicit `null` is refused (it would be ambiguous).
+    func refusingNulls() throws -> Self {
+        for key in allKeys where try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(String.self, .init(codingPath: codingPath + [key], debugDescription: "null"))
+        }
+        return self
     }
 }
