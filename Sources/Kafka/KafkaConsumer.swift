@@ -1,0 +1,83 @@
+import CRdKafka
+import Synchronization
+
+/// One consumed message (copied out of librdkafka).
+public struct KafkaMessage: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: String?
+    public var value: String
+}
+
+/// A consumer-group member with manual offset commits. `poll` never blocks; `close` leaves the group off the
+/// cooperative pool.
+public final class KafkaConsumer: @unchecked Sendable {
+    // librdkafka's consumer API is thread-safe; `closed` guards against use after close.
+    private let handle: RawHandle
+    private let closed = Atomic<Bool>(false)
+
+    public init(configuration: KafkaConsumerConfiguration) throws {
+        let conf = try makeConf(configuration.properties)
+        handle = RawHandle(pointer: try makeHandle(RD_KAFKA_CONSUMER, conf))
+        rd_kafka_poll_set_consumer(handle.pointer)
+        let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in configuration.topics {
+            rd_kafka_topic_partition_list_add(list, topic, -1 /* RD_KAFKA_PARTITION_UA */)
+        }
+        let err = rd_kafka_subscribe(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            rd_kafka_destroy(handle.pointer)
+            throw KafkaError(err)
+        }
+    }
+
+    /// The next message if one is ready (also drives rebalances), else nil. Transient errors are skipped.
+    public func poll() throws -> KafkaMessage? {
+        guard !closed.load(ordering: .relaxed), let message = rd_kafka_consumer_poll(handle.pointer, 0) else { return nil }
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF || m.err == RD_KAFKA_RESP_ERR__TRANSPORT { return nil }
+            throw KafkaError(m.err)
+        }
+        let value = m.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.len), as: UTF8.self) } ?? ""
+        let key = m.key.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.key_len), as: UTF8.self) }
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value)
+    }
+
+    /// Waits up to `timeout` for the next message, polling without blocking a thread.
+    public func next(timeout: Duration) async throws -> KafkaMessage? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let m = try poll() { return m }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
+    /// Commits "everything up to and including `message`" for its partition (synchronously, off the pool).
+    public func commit(_ message: KafkaMessage) async throws {
+        let handle = self.handle
+        let err = await offPool { () -> Int32 in
+            let list = rd_kafka_topic_partition_list_new(1)!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let entry = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)!
+            entry.pointee.offset = message.offset + 1
+            return rd_kafka_commit(handle.pointer, list, 0).rawValue
+        }
+        if err != 0 { throw KafkaError(rd_kafka_resp_err_t(rawValue: err)) }
+    }
+
+    /// Leaves the group and frees the handle (off the cooperative pool).
+    public func close() async {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        let handle = self.handle
+        await offPool {
+            rd_kafka_consumer_close(handle.pointer)
+            rd_kafka_destroy(handle.pointer)
+        }
+    }
+}
