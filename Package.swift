@@ -59,6 +59,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "StorefrontKafka",
+            dependencies: ["StorefrontCore", "Kafka"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "StorefrontRedis",
             dependencies: [
                 "StorefrontCore",
@@ -96,6 +101,8 @@ let package = Package(
                 "StorefrontSQLite",
                 "StorefrontRedis",
                 "RedisClient",
+                "StorefrontKafka",
+                "Kafka",
                 "StorefrontHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -111,6 +118,7 @@ let package = Package(
                 "StorefrontCore",
                 "StorefrontApp",
                 "RedisClient",
+                "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "StorefrontHTTPTests",
             dependencies: [
-                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts", "RedisClient",
+                "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts", "RedisClient", "Kafka", "StorefrontKafka",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Dispatch
 
 /// A librdkafka error, with its code and message.

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 
 /// librdkafka's in-process mock Kafka cluster — **for development and tests only** (no Kafka broker can be
 /// installed here; production points at real Kafka). Other clients, such as `kcat`, can connect to its

@@ -1,4 +1,4 @@
-import CRdKafka
+internal import CRdKafka
 import Dispatch
 import Foundation
 import Synchronization
@@ -9,19 +9,59 @@ public struct DeliveryReport: Sendable, Equatable {
     public var offset: Int64
 }
 
-/// Resumes the task waiting for each message when librdkafka reports its delivery.
+/// Collects the delivery reports of a batch; resumes its waiter when the last one arrives.
+final class BatchDelivery: Sendable {
+    private let state: Mutex<(results: [Result<DeliveryReport, KafkaError>?], remaining: Int, waiter: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>?)>
+
+    init(count: Int) {
+        state = Mutex((Array(repeating: nil, count: count), count, nil))
+    }
+
+    func wait() async -> [Result<DeliveryReport, KafkaError>] {
+        await withCheckedContinuation { continuation in
+            let done: [Result<DeliveryReport, KafkaError>]? = state.withLock { s in
+                if s.remaining == 0 { return s.results.map { $0! } }
+                s.waiter = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    func record(_ index: Int, _ result: Result<DeliveryReport, KafkaError>) {
+        let resume: (CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>, [Result<DeliveryReport, KafkaError>])? = state.withLock { s in
+            guard s.results[index] == nil else { return nil }
+            s.results[index] = result
+            s.remaining -= 1
+            guard s.remaining == 0, let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return (waiter, s.results.map { $0! })
+        }
+        if let (waiter, results) = resume { waiter.resume(returning: results) }
+    }
+}
+
+/// Resumes whoever waits for each message when librdkafka reports its delivery.
 final class DeliveryRouter: Sendable {
-    private let waiting = Mutex<[UInt: CheckedContinuation<DeliveryReport, any Error>]>([:])
+    enum Waiter {
+        case single(CheckedContinuation<DeliveryReport, any Error>)
+        case batch(BatchDelivery, Int)
+    }
+
+    private let waiting = Mutex<[UInt: Waiter]>([:])
 
     var count: Int { waiting.withLock { $0.count } }
 
-    func register(_ id: UInt, _ continuation: CheckedContinuation<DeliveryReport, any Error>) {
-        waiting.withLock { $0[id] = continuation }
+    func register(_ id: UInt, _ waiter: Waiter) {
+        waiting.withLock { $0[id] = waiter }
     }
 
-    func complete(_ id: UInt, _ result: Result<DeliveryReport, any Error>) {
-        let continuation = waiting.withLock { $0.removeValue(forKey: id) }
-        continuation?.resume(with: result)
+    func complete(_ id: UInt, _ result: Result<DeliveryReport, KafkaError>) {
+        switch waiting.withLock({ $0.removeValue(forKey: id) }) {
+        case .single(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
+        case .batch(let batch, let index): batch.record(index, result)
+        case nil: break
+        }
     }
 }
 
@@ -71,21 +111,57 @@ public final class KafkaProducer: @unchecked Sendable {
         let rkt = try topicHandle(topic)
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         return try await withCheckedThrowingContinuation { continuation in
-            router.register(id, continuation)
-            var value = Array(value.utf8)
-            var key = key.map { Array($0.utf8) }
-            let rc = value.withUnsafeMutableBytes { v in
-                if key != nil {
-                    return key!.withUnsafeMutableBytes { k in
-                        rd_kafka_produce(rkt, -1, 2 /* RD_KAFKA_MSG_F_COPY */, v.baseAddress, v.count, k.baseAddress, k.count,
-                                         UnsafeMutableRawPointer(bitPattern: id))
-                    }
+            router.register(id, .single(continuation))
+            enqueue(rkt, id: id, key: key, value: value)
+        }
+    }
+
+    /// One message of a batch.
+    public struct Message: Sendable {
+        public var topic: String
+        public var key: String?
+        public var value: String
+        public init(topic: String, key: String?, value: String) {
+            self.topic = topic
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// Enqueues the messages in order (so per-partition order is kept) and waits for every delivery report.
+    public func sendBatch(_ messages: [Message]) async -> [Result<DeliveryReport, KafkaError>] {
+        guard !messages.isEmpty else { return [] }
+        guard !closed.load(ordering: .relaxed) else { return messages.map { _ in .failure(KafkaError(message: "producer is closed")) } }
+        let batch = BatchDelivery(count: messages.count)
+        for (index, message) in messages.enumerated() {
+            do {
+                let rkt = try topicHandle(message.topic)
+                let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+                router.register(id, .batch(batch, index))
+                enqueue(rkt, id: id, key: message.key, value: message.value)
+            } catch let error as KafkaError {
+                batch.record(index, .failure(error))
+            } catch {
+                batch.record(index, .failure(KafkaError(message: "\(error)")))
+            }
+        }
+        return await batch.wait()
+    }
+
+    private func enqueue(_ rkt: OpaquePointer, id: UInt, key: String?, value: String) {
+        var value = Array(value.utf8)
+        var key = key.map { Array($0.utf8) }
+        let rc = value.withUnsafeMutableBytes { v in
+            if key != nil {
+                return key!.withUnsafeMutableBytes { k in
+                    rd_kafka_produce(rkt, -1, 2 /* RD_KAFKA_MSG_F_COPY */, v.baseAddress, v.count, k.baseAddress, k.count,
+                                     UnsafeMutableRawPointer(bitPattern: id))
                 }
-                return rd_kafka_produce(rkt, -1, 2, v.baseAddress, v.count, nil, 0, UnsafeMutableRawPointer(bitPattern: id))
             }
-            if rc != 0 {
-                router.complete(id, .failure(KafkaError(rd_kafka_last_error())))
-            }
+            return rd_kafka_produce(rkt, -1, 2, v.baseAddress, v.count, nil, 0, UnsafeMutableRawPointer(bitPattern: id))
+        }
+        if rc != 0 {
+            router.complete(id, .failure(KafkaError(rd_kafka_last_error())))
         }
     }
 
@@ -106,9 +182,9 @@ public final class KafkaProducer: @unchecked Sendable {
         if err != 0 { throw KafkaError(rd_kafka_resp_err_t(rawValue: err)) }
     }
 
-    /// Flushes, stops polling and frees the handle.
-    public func close() async {
-        try? await flush()
+    /// Flushes (at most `flushTimeout`), stops polling and frees the handle.
+    public func close(flushTimeout: Duration = .seconds(5)) async {
+        try? await flush(timeout: flushTimeout)
         closed.store(true, ordering: .relaxed)
         await poller?.value
         let handle = self.handle

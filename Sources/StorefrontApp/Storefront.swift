@@ -6,7 +6,9 @@ import Prometheus
 import RedisClient
 import ServiceLifecycle
 import StorefrontCore
+import Kafka
 import StorefrontHTTP
+import StorefrontKafka
 import StorefrontRedis
 import StorefrontSQLite
 
@@ -19,6 +21,9 @@ public struct Storefront: Sendable {
     public let recovery: SagaRecovery
     /// The periodic sweep of cached stock counters.
     public let reconciler: StockReconciler
+    /// The outbox → Kafka relay when `STOREFRONT_KAFKA_BROKERS` is set (else events stay in the outbox).
+    public let relay: OutboxRelay?
+    let producer: KafkaProducer?
     public let database: SQLiteDatabase
     public let gateway: SimulatedPaymentGateway
     /// The Redis client when `STOREFRONT_REDIS_URL` is set.
@@ -37,7 +42,6 @@ public struct Storefront: Sendable {
         guard config.databaseURL.hasPrefix("sqlite:") else {
             throw ConfigError("STOREFRONT_DATABASE_URL: only sqlite:// is built in so far (got \(config.databaseURL.prefix(8))…)")
         }
-        if config.kafkaBrokers != nil { logger.warning("STOREFRONT_KAFKA_BROKERS is set but the Kafka relay is not built in yet; events stay in the outbox table") }
 
         database = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: config.databaseURL))
         try database.migrate()
@@ -78,6 +82,16 @@ public struct Storefront: Sendable {
         recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, logger: logger) { saga in
             await purchases.afterRecovery(saga)
         }
+        if let brokers = config.kafkaBrokers {
+            var kafka = KafkaProducerConfiguration(bootstrapServers: brokers)
+            kafka.clientID = "storefront-\(config.instanceID)"
+            let producer = try KafkaProducer(configuration: kafka)
+            relay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
+            self.producer = producer
+        } else {
+            relay = nil
+            producer = nil
+        }
         services = StorefrontServices(
             catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: health,
             adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: StorefrontMetrics.registry)
@@ -92,7 +106,22 @@ public struct Storefront: Sendable {
         app.addServices(
             BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
             BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
+        if let relay {
+            app.addServices(BackgroundLoop(name: "outbox relay") {
+                await relay.run()
+                // Shutdown: publish what the last requests wrote (what is left is published by the next start).
+                try? await relay.drain(maxBatches: 100)
+            })
+        }
         return app
+    }
+}
+
+extension Storefront {
+    /// Releases engine clients after the application stopped (flushes and closes the Kafka producer).
+    public func shutdown() async {
+        await producer?.close()
+        await redis?.close()
     }
 }
 

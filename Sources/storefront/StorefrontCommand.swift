@@ -10,7 +10,7 @@ struct StorefrontCommand: AsyncParsableCommand {
         commandName: "storefront",
         abstract: "Sells products under heavy concurrency without ever overselling.",
         discussion: "Configuration comes from STOREFRONT_* environment variables and an optional KEY=VALUE file (--config).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, Bench.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, KafkaDev.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -57,6 +57,7 @@ struct Serve: AsyncParsableCommand {
             "admin": "\(config.adminToken == nil ? "disabled" : "enabled")",
         ])
         try await storefront.application().runService()
+        await storefront.shutdown()
         logger.info("storefront stopped")
     }
 }
@@ -99,7 +100,13 @@ struct Seed: AsyncParsableCommand {
 }
 
 struct Events: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print saga events from the outbox table, one JSON object per line.")
+    static let configuration = CommandConfiguration(
+        abstract: "Saga events: from the outbox table (default) or from Kafka (tail).",
+        subcommands: [EventsOutbox.self, EventsTail.self], defaultSubcommand: EventsOutbox.self)
+}
+
+struct EventsOutbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "outbox", abstract: "Print saga events from the outbox table, one JSON object per line.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "Only events of this saga.") var saga: String?
     @Flag(help: "Only events not yet published to Kafka.") var unpublished = false

@@ -134,6 +134,7 @@ public final class StockReconciler: Sendable {
     public func run(interval: Duration) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
+            if Task.isCancelled { break }
             await sweep()
         }
     }

@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Metrics
+
+/// Moves the transactional outbox to the event stream: reads unpublished records in id order, publishes them,
+/// and marks them published only after the broker acknowledged them. At-least-once: a crash between
+/// delivery and marking re-sends those records (consumers dedupe by `eventId`); nothing is dropped, and a
+/// failed batch is retried from its first unacknowledged record, with back-off while the brokers are away.
+public final class OutboxRelay: Sendable {
+    private let outbox: any OutboxStore
+    private let publisher: any EventPublisher
+    private let batchSize: Int
+    private let clock: WallClock
+    private let logger: Logger
+
+    public init(outbox: any OutboxStore, publisher: any EventPublisher, batchSize: Int = 500, clock: WallClock = .system,
+                logger: Logger = Logger(label: "storefront.outbox-relay")) {
+        self.outbox = outbox
+        self.publisher = publisher
+        self.batchSize = batchSize
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Publishes one batch; returns how many records were published. Throws when the batch failed (after
+    /// marking the acknowledged prefix).
+    @discardableResult
+    public func relayOnce() async throws -> Int {
+        let batch = try await outbox.unpublished(limit: batchSize)
+        guard !batch.isEmpty else { return 0 }
+        let outcome = await publisher.publish(batch)
+        if outcome.delivered > 0 {
+            try await outbox.markPublished(ids: batch.prefix(outcome.delivered).map(\.id), at: clock.now())
+            Counter(label: "storefront_outbox_published_total").increment(by: outcome.delivered)
+        }
+        if let error = outcome.error { throw error }
+        return outcome.delivered
+    }
+
+    /// Relays until the outbox is empty (tests, `storefront` shutdown).
+    public func drain(maxBatches: Int = 10_000) async throws {
+        for _ in 0..<maxBatches where try await relayOnce() > 0 {}
+    }
+
+    /// Runs until the task is cancelled: publishes as fast as records appear, backs off (up to 5 s) while
+    /// publishing fails.
+    public func run(idle: Duration = .milliseconds(100)) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let published = try await relayOnce()
+                if failures > 0 { logger.info("outbox relay resumed", metadata: ["published": "\(published)"]) }
+                failures = 0
+                if published == 0 { try? await Task.sleep(for: idle) }
+            } catch {
+                failures += 1
+                let delay = min(Duration.milliseconds(100) * (1 << min(failures - 1, 6)), .seconds(5))
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("outbox relay cannot publish; retrying", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+                }
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+}

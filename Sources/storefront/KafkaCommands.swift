@@ -1,0 +1,126 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Kafka
+import StorefrontCore
+
+/// `storefront kafka-dev`: librdkafka's mock cluster as a local 2-broker Kafka — development and tests only.
+struct KafkaDev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kafka-dev",
+        abstract: "Run a mock 2-broker Kafka (librdkafka's mock cluster) for development and tests — never production.",
+        discussion: """
+            Prints the bootstrap list, creates the event topic with replication factor 2, and runs until SIGINT/SIGTERM.
+            Type `down N` / `up N` on standard input to take broker N (1 or 2) down or up; leadership and group
+            coordination move to a broker that is up.
+            """)
+
+    @Option(help: "Number of brokers.") var brokers = 2
+    @Option(help: "Topic to create.") var topic = SagaEvent.defaultTopic
+    @Option(help: "Partitions of the topic.") var partitions: Int32 = 6
+    @Option(help: "Write the bootstrap list to this file too.") var bootstrapFile: String?
+
+    func run() async throws {
+        let cluster = try KafkaMockCluster(brokers: brokers)
+        try cluster.createTopic(topic, partitions: partitions, replicationFactor: Int32(min(brokers, 2)))
+        let bootstrap = cluster.bootstrapServers
+        if let bootstrapFile { try bootstrap.write(toFile: bootstrapFile, atomically: true, encoding: .utf8) }
+        print("kafka-dev: \(brokers) mock brokers at \(bootstrap); topic \(topic) (\(partitions) partitions, replication 2)")
+        print("bootstrap: \(bootstrap)")
+        flushOutput()
+        let commands = AsyncStream<String> { continuation in
+            Thread.detachNewThread {  // blocking reads stay off the cooperative pool
+                while let line = readLine() { continuation.yield(line) }
+                continuation.finish()
+            }
+        }
+        let (stop, stopContinuation) = AsyncStream<Int32>.makeStream()
+        let sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig)
+            source.setEventHandler { stopContinuation.yield(sig) }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await line in commands {
+                    let words = line.split(separator: " ")
+                    guard words.count == 2, let id = Int32(words[1]) else { print("commands: down N | up N"); continue }
+                    do {
+                        switch words[0] {
+                        case "down": try cluster.setBrokerDown(id); print("broker \(id) down; brokers up: \(cluster.brokersUp)")
+                        case "up": try cluster.setBrokerUp(id); print("broker \(id) up; brokers up: \(cluster.brokersUp)")
+                        default: print("commands: down N | up N")
+                        }
+                    } catch {
+                        print("error: \(error)")
+                    }
+                    flushOutput()
+                }
+                // Standard input closed (running in the background): keep serving until a signal.
+                try? await Task.sleep(for: .seconds(365 * 24 * 3600))
+            }
+            group.addTask {
+                for await _ in stop { break }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        print("kafka-dev: stopped")
+        withExtendedLifetime(cluster) {}
+    }
+}
+
+/// `storefront events tail`: reads the event topic and prints each event once (deduplicated by eventId).
+struct EventsTail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tail", abstract: "Print saga events from Kafka, one JSON per line, deduplicated by eventId.")
+
+    @Option(help: "Kafka bootstrap list (default STOREFRONT_KAFKA_BROKERS).") var brokers: String?
+    @Option(help: "Topic.") var topic = SagaEvent.defaultTopic
+    @Flag(help: "Start at the oldest event instead of new ones.") var fromBeginning = false
+    @Option(help: "Only events of this saga.") var saga: String?
+    @Option(help: "Stop after this many events.") var max: Int?
+    @Option(help: "Stop when no event arrived for this many seconds (before the first event: at least 20 s, joining the group takes a while).") var idleTimeout: Int?
+
+    func run() async throws {
+        guard let bootstrap = brokers ?? ProcessInfo.processInfo.environment["STOREFRONT_KAFKA_BROKERS"] else {
+            throw ValidationError("give --brokers or set STOREFRONT_KAFKA_BROKERS")
+        }
+        let sagaFilter = try saga.map { raw -> UUID in
+            guard let id = UUID(uuidString: raw) else { throw ValidationError("--saga must be a UUID") }
+            return id
+        }
+        var config = KafkaConsumerConfiguration(bootstrapServers: bootstrap, groupID: "storefront-events-tail-\(UUID().uuidString)", topics: [topic])
+        config.fromBeginning = fromBeginning
+        let consumer = try KafkaConsumer(configuration: config)
+        var seen = Set<UUID>()
+        var printed = 0
+        let started = ContinuousClock.now
+        var lastEvent: ContinuousClock.Instant?
+        while max.map({ printed < $0 }) ?? true {
+            if let idleTimeout {
+                let idle = lastEvent.map { ContinuousClock.now - $0 > .seconds(idleTimeout) }
+                    ?? (ContinuousClock.now - started > .seconds(Swift.max(idleTimeout, 20)))
+                if idle { break }
+            }
+            guard let message = try await consumer.next(timeout: .milliseconds(500)) else { continue }
+            lastEvent = .now
+            guard let event = try? SagaEvent.decode(message.value) else {
+                FileHandle.standardError.write(Data("skipping a message that is not a saga event (offset \(message.offset))\n".utf8))
+                continue
+            }
+            guard seen.insert(event.eventId).inserted, sagaFilter == nil || event.sagaId == sagaFilter else { continue }
+            print(message.value)
+            flushOutput()
+            printed += 1
+        }
+        await consumer.close()
+    }
+}
+
+/// Flushes standard output (progress lines read by scripts through a pipe).
+func flushOutput() {
+    fflush(nil)  // every C stream, stdout included
+}
