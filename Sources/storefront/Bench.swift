@@ -24,9 +24,10 @@ struct RedisBench: AsyncParsableCommand {
         config.connectionsPerNode = connections
         guard !config.cluster else { throw ValidationError("bench redis needs a standalone redis:// URL") }
         let endpoint = config.endpoints[0]
+        let client = try RedisClient(configuration: config)
+        try await client.ping()  // fail now if the server is not there (redis-benchmark would retry forever)
         let baseline = try redisBenchmark(endpoint, pipeline: 1)
         let baselinePipelined = try redisBenchmark(endpoint, pipeline: pipeline)
-        let client = try RedisClient(configuration: config)
         _ = try await RedisBenchmark.run(client: client, requests: min(requests, 10_000), concurrency: concurrency, pipeline: pipeline)  // warm-up
         let ours = try await RedisBenchmark.run(client: client, requests: requests, concurrency: concurrency, pipeline: pipeline)
         await client.close()
@@ -54,8 +55,12 @@ struct RedisBench: AsyncParsableCommand {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        // A watchdog: redis-benchmark never gives up on a server that went away.
+        let watchdog = DispatchWorkItem { [process] in if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(300), execute: watchdog)
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog.cancel()
         guard process.terminationStatus == 0 else { throw ValidationError("redis-benchmark failed (is redis-tools installed?)") }
         var rates: [String: Double] = [:]
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {

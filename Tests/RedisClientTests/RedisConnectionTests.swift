@@ -85,7 +85,7 @@ struct RedisConnectionTests {
         })
         let start = ContinuousClock.now
         await #expect(throws: RedisClientError.timeout) { try await client.send(["BLPOP", .string(testKey()), "2"]) }
-        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(ContinuousClock.now - start < .milliseconds(1800), "well before BLPOP's own 2 s")
         try await client.ping()  // a new connection replaced the timed-out one
         await client.close()
     }
@@ -99,7 +99,7 @@ struct RedisConnectionTests {
         let start = ContinuousClock.now
         waiting.cancel()
         await #expect(throws: CancellationError.self) { try await waiting.value }
-        #expect(ContinuousClock.now - start < .milliseconds(500))
+        #expect(ContinuousClock.now - start < .milliseconds(900), "before BLPOP's own 1 s")
         #expect(try await connection.send(["PING"]).string == "PONG", "the discarded reply kept FIFO order")
     }
 
@@ -186,9 +186,13 @@ struct RedisConnectionTests {
         let client = try RedisClient(configuration: RedisConfiguration(endpoints: [RedisEndpoint(host: "127.0.0.1", port: 1)],
                                                                        connectionsPerNode: 1, maxReconnectDelay: .seconds(5)))
         await #expect(throws: RedisClientError.self) { try await client.ping() }
-        let start = ContinuousClock.now
-        await #expect(throws: RedisClientError.self) { try await client.ping() }
-        #expect(ContinuousClock.now - start < .milliseconds(50), "back-off answers at once")
+        do {
+            try await client.ping()
+            Issue.record("a down node answered")
+        } catch let error as RedisClientError {
+            // Within the back-off window no new connection is attempted: the known failure is returned at once.
+            #expect("\(error)".contains("is down"), "\(error)")
+        }
         await client.close()
     }
 }
