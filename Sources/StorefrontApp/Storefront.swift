@@ -39,6 +39,7 @@ public struct Storefront: Sendable {
         }()
         self.config = config
         self.logger = logger
+        let metrics = StorefrontMetrics.registry  // bootstrap swift-metrics before any service makes its handles
         guard config.databaseURL.hasPrefix("sqlite:") else {
             throw ConfigError("STOREFRONT_DATABASE_URL: only sqlite:// is built in so far (got \(config.databaseURL.prefix(8))…)")
         }
@@ -94,7 +95,7 @@ public struct Storefront: Sendable {
         }
         services = StorefrontServices(
             catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: health,
-            adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: StorefrontMetrics.registry)
+            adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: metrics)
     }
 
     /// The HTTP application with its background services (saga recovery).

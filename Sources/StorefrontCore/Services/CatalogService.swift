@@ -30,6 +30,10 @@ public final class CatalogService: Sendable {
     private let logger: Logger
     private let reconciler: StockReconciler?
     private let loads = SingleFlight<Int64, Product?>()
+    // Metric handles made once: a product view is the hottest path and a cache hit costs microseconds.
+    private let hits = Counter(label: "storefront_product_cache_total", dimensions: [("result", "hit")])
+    private let absents = Counter(label: "storefront_product_cache_total", dimensions: [("result", "absent")])
+    private let misses = Counter(label: "storefront_product_cache_total", dimensions: [("result", "miss")])
 
     public init(
         products: any ProductStore, cache: any ProductCache, counter: any StockCounter, settings: CatalogSettings = .init(),
@@ -50,10 +54,10 @@ public final class CatalogService: Sendable {
         do {
             switch try await cache.get(id: id) {
             case .hit(let product):
-                Counter(label: "storefront_product_cache_total", dimensions: [("result", "hit")]).increment()
+                hits.increment()
                 return product
             case .absent:
-                Counter(label: "storefront_product_cache_total", dimensions: [("result", "absent")]).increment()
+                absents.increment()
                 throw StorefrontError.productNotFound(id)
             case .miss:
                 break
@@ -64,7 +68,7 @@ public final class CatalogService: Sendable {
             // A cache outage must not take product views down: fall through to the database.
             logger.warning("product cache unavailable; reading the database", metadata: ["error": "\(error)"])
         }
-        Counter(label: "storefront_product_cache_total", dimensions: [("result", "miss")]).increment()
+        misses.increment()
         let loaded = try await loads.run(id) { try await self.load(id) }
         guard let loaded else { throw StorefrontError.productNotFound(id) }
         return loaded
