@@ -26,6 +26,8 @@ public struct KafkaProducerConfiguration: Sendable {
     /// `acks=all` and the idempotent producer: no duplicates or reordering from retries within a partition.
     public var idempotence = true
     public var messageTimeoutMilliseconds = 30_000
+    /// How often librdkafka reports statistics (to swift-metrics and `statistics`); 0 turns them off.
+    public var statisticsIntervalMilliseconds = 10_000
     /// Anything else librdkafka understands.
     public var extra: [String: String] = [:]
 
@@ -41,6 +43,7 @@ public struct KafkaProducerConfiguration: Sendable {
             "enable.idempotence": idempotence ? "true" : "false",
             "message.timeout.ms": String(messageTimeoutMilliseconds),
             "linger.ms": "1",
+            "statistics.interval.ms": String(statisticsIntervalMilliseconds),
         ]
         p.merge(extra) { _, new in new }
         return p
@@ -54,6 +57,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var topics: [String]
     /// Where a group without committed offsets starts.
     public var fromBeginning = true
+    public var clientID = "storefront"
+    /// How often librdkafka reports statistics (to swift-metrics and `statistics`); 0 turns them off.
+    public var statisticsIntervalMilliseconds = 10_000
     public var extra: [String: String] = [:]
 
     public init(bootstrapServers: String, groupID: String, topics: [String]) {
@@ -69,6 +75,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             "enable.auto.commit": "false",
             "auto.offset.reset": fromBeginning ? "earliest" : "latest",
             "enable.partition.eof": "false",
+            "client.id": clientID,
+            "statistics.interval.ms": String(statisticsIntervalMilliseconds),
         ]
         p.merge(extra) { _, new in new }
         return p
@@ -102,6 +110,11 @@ func makeHandle(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws -> Opaque
 /// decide who may destroy it.
 struct RawHandle: @unchecked Sendable {
     let pointer: OpaquePointer
+}
+
+/// The retained context pointer handed to librdkafka, passed to the queue that releases it.
+struct RawPointer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
 }
 
 /// Runs a blocking librdkafka call on a dedicated queue, never on the cooperative thread pool.

@@ -1,4 +1,5 @@
 internal import CRdKafka
+import Logging
 import Synchronization
 
 /// One consumed message (copied out of librdkafka).
@@ -10,16 +11,29 @@ public struct KafkaMessage: Sendable, Equatable {
     public var value: String
 }
 
-/// A consumer-group member with manual offset commits. `poll` never blocks; `close` leaves the group off the
-/// cooperative pool.
+/// A consumer-group member with manual offset commits. Read it as an `AsyncSequence` (`messages`), or with
+/// `poll` / `next(timeout:)`; polling never blocks a thread and also serves rebalances (eager or cooperative
+/// protocol, applied in the rebalance callback; `assignment` is current), logs (to `logger`) and
+/// statistics (to swift-metrics and `statistics`). `close` leaves the group off the cooperative pool.
 public final class KafkaConsumer: @unchecked Sendable {
     // librdkafka's consumer API is thread-safe; `closed` guards against use after close.
     private let handle: RawHandle
+    private let context: KafkaClientContext
+    private let opaque: RawPointer
     private let closed = Atomic<Bool>(false)
 
-    public init(configuration: KafkaConsumerConfiguration) throws {
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
         let conf = try makeConf(configuration.properties)
-        handle = RawHandle(pointer: try makeHandle(RD_KAFKA_CONSUMER, conf))
+        let context = KafkaClientContext(clientID: configuration.clientID, logger: logger)
+        let opaque = context.install(on: conf, consumer: true)
+        do {
+            handle = RawHandle(pointer: try makeHandle(RD_KAFKA_CONSUMER, conf))
+        } catch {
+            KafkaClientContext.release(opaque)
+            throw error
+        }
+        self.context = context
+        self.opaque = RawPointer(pointer: opaque)
         rd_kafka_poll_set_consumer(handle.pointer)
         let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -29,7 +43,46 @@ public final class KafkaConsumer: @unchecked Sendable {
         let err = rd_kafka_subscribe(handle.pointer, list)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             rd_kafka_destroy(handle.pointer)
+            KafkaClientContext.release(opaque)
             throw KafkaError(err)
+        }
+    }
+
+    /// The partitions this member currently owns.
+    public var assignment: Set<KafkaTopicPartition> { context.assignment }
+    /// How many assignment changes (assign or revoke) this member went through.
+    public var rebalanceEvents: Int { context.rebalanceEvents }
+    /// The latest statistics librdkafka reported (zeros until the first report).
+    public var statistics: KafkaStatistics { context.statistics }
+
+    /// The messages, as they arrive; ends when the consumer is closed or the iterating task is cancelled.
+    /// Errors other than transient ones end it by throwing.
+    public var messages: Messages { Messages(consumer: self) }
+
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = KafkaMessage
+        let consumer: KafkaConsumer
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer) }
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let consumer: KafkaConsumer
+            private var idle = 1
+
+            init(consumer: KafkaConsumer) { self.consumer = consumer }
+
+            public mutating func next() async throws -> KafkaMessage? {
+                while !consumer.closed.load(ordering: .relaxed), !Task.isCancelled {
+                    if let message = try consumer.poll() {
+                        idle = 1
+                        return message
+                    }
+                    // Nothing ready: back off from 1 ms to 20 ms while the topic is quiet.
+                    do { try await Task.sleep(for: .milliseconds(idle)) } catch { return nil }
+                    idle = Swift.min(idle * 2, 20)
+                }
+                return nil
+            }
         }
     }
 
@@ -75,9 +128,11 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func close() async {
         guard !closed.exchange(true, ordering: .relaxed) else { return }
         let handle = self.handle
+        let opaque = self.opaque
         await offPool {
             rd_kafka_consumer_close(handle.pointer)
             rd_kafka_destroy(handle.pointer)
+            KafkaClientContext.release(opaque.pointer)
         }
     }
 }

@@ -1,6 +1,8 @@
 internal import CRdKafka
 import Dispatch
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Where a message landed.
@@ -56,6 +58,17 @@ final class DeliveryRouter: Sendable {
         waiting.withLock { $0[id] = waiter }
     }
 
+    /// Fails every waiter (the handle is gone; no report will come).
+    func failAll(_ error: KafkaError) {
+        let all = waiting.withLock { w in defer { w.removeAll() }; return Array(w.values) }
+        for waiter in all {
+            switch waiter {
+            case .single(let continuation): continuation.resume(throwing: error)
+            case .batch(let batch, let index): batch.record(index, .failure(error))
+            }
+        }
+    }
+
     func complete(_ id: UInt, _ result: Result<DeliveryReport, KafkaError>) {
         switch waiting.withLock({ $0.removeValue(forKey: id) }) {
         case .single(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
@@ -65,11 +78,11 @@ final class DeliveryRouter: Sendable {
     }
 }
 
-/// The delivery-report callback (a C function: it finds the router through the conf's opaque pointer).
+/// The delivery-report callback (a C function: it finds the router through the handle's opaque context).
 private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
     _, message, opaque in
     guard let message, let opaque else { return }
-    let router = Unmanaged<DeliveryRouter>.fromOpaque(opaque).takeUnretainedValue()
+    let router = Unmanaged<KafkaClientContext>.fromOpaque(opaque).takeUnretainedValue().router
     let id = UInt(bitPattern: message.pointee._private)
     if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         router.complete(id, .success(DeliveryReport(partition: message.pointee.partition, offset: message.pointee.offset)))
@@ -79,29 +92,72 @@ private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_k
 }
 
 /// An idempotent producer. `send` returns when the broker acknowledged the message (the delivery report).
-/// Polling is non-blocking on a background task; flush and destroy run on a dispatch queue, never on the
-/// cooperative pool.
-public final class KafkaProducer: @unchecked Sendable {
-    // The raw handles are only used through librdkafka's thread-safe API; `topics` is guarded by a lock.
+///
+/// Delivery reports, statistics and errors are served by `run()`, the producer's poll loop: a
+/// swift-service-lifecycle `Service` (put it in the `ServiceGroup` *before* the services that send, so it
+/// stops after them), or run it in a task of your own. Nothing is delivered to `send` callers while it does
+/// not run. `run()` returns on cancellation, graceful shutdown or `close()`, after flushing what was queued;
+/// it may be run again. `close()` stops it, flushes and frees the handle; flush and destroy run on a
+/// dedicated queue, never on the cooperative pool. librdkafka's logs go to `logger`, its statistics
+/// (every `statisticsIntervalMilliseconds`) to swift-metrics and `statistics`.
+public final class KafkaProducer: Service, @unchecked Sendable {
+    // The raw handle is only used through librdkafka's thread-safe API; `topics` is guarded by a lock.
     private let handle: RawHandle
-    private let router = DeliveryRouter()
+    private let context: KafkaClientContext
+    private let opaque: RawPointer
+    private var router: DeliveryRouter { context.router }
     private let topics = Mutex<[String: RawHandle]>([:])
     private let nextID = Atomic<UInt>(1)
-    let closed = Atomic<Bool>(false)
-    private var poller: Task<Void, Never>?
+    private let closed = Atomic<Bool>(false)
+    private let destroyed = Atomic<Bool>(false)
+    private let running = Mutex<(active: Bool, stopped: [CheckedContinuation<Void, Never>])>((false, []))
 
-    public init(configuration: KafkaProducerConfiguration) throws {
+    public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
         let conf = try makeConf(configuration.properties)
+        context = KafkaClientContext(clientID: configuration.clientID, logger: logger)
         rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(router).toOpaque())
-        let handle = RawHandle(pointer: try makeHandle(RD_KAFKA_PRODUCER, conf))
-        self.handle = handle
-        let router = self.router
-        poller = Task.detached { [weak self] in
-            while let self, !self.closed.load(ordering: .relaxed) {
-                rd_kafka_poll(handle.pointer, 0)
-                try? await Task.sleep(for: router.count > 0 ? .milliseconds(1) : .milliseconds(20))
+        let opaque = context.install(on: conf, consumer: false)
+        do {
+            handle = RawHandle(pointer: try makeHandle(RD_KAFKA_PRODUCER, conf))
+        } catch {
+            KafkaClientContext.release(opaque)
+            throw error
+        }
+        self.opaque = RawPointer(pointer: opaque)
+    }
+
+    /// The latest statistics librdkafka reported (zeros until the first report).
+    public var statistics: KafkaStatistics { context.statistics }
+
+    /// The poll loop: serves delivery reports, logs and statistics until cancelled, shut down gracefully or
+    /// closed; then flushes (at most 5 s) so queued messages get their reports.
+    public func run() async throws {
+        let alreadyRunning = running.withLock { r in defer { r.active = true }; return r.active }
+        guard !alreadyRunning else { throw KafkaError(message: "the producer's poll loop is already running") }
+        defer {
+            let waiters = running.withLock { r in defer { r = (false, []) }; return r.stopped }
+            waiters.forEach { $0.resume() }
+        }
+        guard !closed.load(ordering: .relaxed) else { return }
+        let handle = self.handle
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled, !self.closed.load(ordering: .relaxed) {
+                rd_kafka_poll(handle.pointer, 0)  // non-blocking
+                try? await Task.sleep(for: self.router.count > 0 ? .milliseconds(1) : .milliseconds(20))
             }
+        }
+        if !destroyed.load(ordering: .relaxed) { try? await flush(timeout: .seconds(5)) }
+    }
+
+    /// For code without a ServiceGroup (tools, tests): runs the poll loop while `body` runs, then closes.
+    public func whileRunning<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            await close()
+            try await group.waitForAll()
+            return try result.get()
         }
     }
 
@@ -175,23 +231,36 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Waits (off the cooperative pool) until every queued message is delivered or `timeout` passes.
+    /// Serves delivery reports itself, so it also works when `run()` is not running.
     public func flush(timeout: Duration = .seconds(10)) async throws {
-        let ms = Int32(timeout.components.seconds * 1000)
+        guard !destroyed.load(ordering: .relaxed) else { throw KafkaError(message: "producer is closed") }
+        let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let handle = self.handle
         let err = await offPool { rd_kafka_flush(handle.pointer, ms).rawValue }
         if err != 0 { throw KafkaError(rd_kafka_resp_err_t(rawValue: err)) }
     }
 
-    /// Flushes (at most `flushTimeout`), stops polling and frees the handle.
+    /// Refuses new messages, waits for `run()` to stop, flushes (at most `flushTimeout`) and frees the handle.
+    /// Messages still undelivered then fail with "producer is closed". Idempotent.
     public func close(flushTimeout: Duration = .seconds(5)) async {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let active = running.withLock { r in
+                if r.active { r.stopped.append(continuation) }
+                return r.active
+            }
+            if !active { continuation.resume() }
+        }
         try? await flush(timeout: flushTimeout)
-        closed.store(true, ordering: .relaxed)
-        await poller?.value
+        destroyed.store(true, ordering: .relaxed)
         let handle = self.handle
+        let opaque = self.opaque
         let topics = self.topics.withLock { t in defer { t.removeAll() }; return Array(t.values) }
         await offPool {
             topics.forEach { rd_kafka_topic_destroy($0.pointer) }
             rd_kafka_destroy(handle.pointer)
+            KafkaClientContext.release(opaque.pointer)
         }
+        router.failAll(KafkaError(message: "producer is closed"))
     }
 }

@@ -86,7 +86,7 @@ public struct Storefront: Sendable {
         if let brokers = config.kafkaBrokers {
             var kafka = KafkaProducerConfiguration(bootstrapServers: brokers)
             kafka.clientID = "storefront-\(config.instanceID)"
-            let producer = try KafkaProducer(configuration: kafka)
+            let producer = try KafkaProducer(configuration: kafka, logger: logger)
             relay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
             self.producer = producer
         } else {
@@ -107,8 +107,9 @@ public struct Storefront: Sendable {
         app.addServices(
             BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
             BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
-        if let relay {
-            app.addServices(BackgroundLoop(name: "outbox relay") {
+        if let relay, let producer {
+            // The producer's poll loop first: services stop in reverse order, so the relay drains before it.
+            app.addServices(producer, BackgroundLoop(name: "outbox relay") {
                 await relay.run()
                 // Shutdown: publish what the last requests wrote (what is left is published by the next start).
                 try? await relay.drain(maxBatches: 100)

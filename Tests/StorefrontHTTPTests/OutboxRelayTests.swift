@@ -95,11 +95,12 @@ struct OutboxRelayTests {
         let storefront = try makeStorefront()  // no relay of its own: the test drives them
         try await buy(storefront, purchases: 10)
         let producer = try KafkaProducer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
-        let dying = OutboxRelay(outbox: storefront.services.outbox, publisher: DiesAfterPublishing(KafkaEventPublisher(producer: producer)), batchSize: 20)
-        await #expect(throws: SimulatedCrash.self) { try await dying.relayOnce() }
-        #expect(try await storefront.services.outbox.unpublished(limit: 1000).count > 20, "the acknowledged batch was not marked")
-        try await OutboxRelay(outbox: storefront.services.outbox, publisher: KafkaEventPublisher(producer: producer)).drain()
-        await producer.close()
+        try await producer.whileRunning {
+            let dying = OutboxRelay(outbox: storefront.services.outbox, publisher: DiesAfterPublishing(KafkaEventPublisher(producer: producer)), batchSize: 20)
+            await #expect(throws: SimulatedCrash.self) { try await dying.relayOnce() }
+            #expect(try await storefront.services.outbox.unpublished(limit: 1000).count > 20, "the acknowledged batch was not marked")
+            try await OutboxRelay(outbox: storefront.services.outbox, publisher: KafkaEventPublisher(producer: producer)).drain()
+        }
         let outboxCount = try await storefront.services.outbox.records(after: 0, limit: 100_000, sagaId: nil).count
         let events = try await consumeAll(cluster, expectUnique: outboxCount)
         #expect(events.count >= outboxCount + 20, "the first batch arrived twice")
