@@ -1,0 +1,322 @@
+import Foundation
+import MariaDB
+import Synchronization
+import Testing
+
+/// The primary / replica / ops URLs of the MariaDB pair that `scripts/test-servers up` starts.
+enum TestServers {
+    static func url(_ variable: String) -> String? {
+        let value = ProcessInfo.processInfo.environment[variable]
+        if value == nil { Issue.record("\(variable) is not set: run the tests through scripts/test (it starts MariaDB)") }
+        return value
+    }
+
+    static var primary: MariaDBConfiguration? { url("STOREFRONT_TEST_MARIADB_URL").flatMap { try? MariaDBConfiguration(url: $0) } }
+    static var replica: MariaDBConfiguration? { url("STOREFRONT_TEST_MARIADB_REPLICA_URL").flatMap { try? MariaDBConfiguration(url: $0) } }
+    static var ops: MariaDBConfiguration? { url("STOREFRONT_TEST_MARIADB_OPS_URL").flatMap { try? MariaDBConfiguration(url: $0) } }
+
+    /// A fresh database (`storefront_t_…`) on the primary, replicated to the replica.
+    static func freshDatabase() async throws -> MariaDBConfiguration? {
+        guard var config = primary else { return nil }
+        let name = "storefront_t_\(UUID().uuidString.prefix(8).lowercased())"
+        let connection = try await MariaDBConnection.connect(config)
+        _ = try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
+        await connection.close()
+        config.database = name
+        return config
+    }
+}
+
+@Suite("MariaDB wrapper (real server)")
+struct MariaDBConnectionTests {
+    @Test func everyTypeRoundTrips() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        defer { Task { await connection.close() } }
+        _ = try await connection.withSession { s in
+            try s.execute("""
+                CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, i BIGINT, u BIGINT UNSIGNED, small SMALLINT, d DOUBLE,
+                    money DECIMAL(20,4), name VARCHAR(100), body TEXT, raw VARBINARY(64), blob_ BLOB, at DATETIME(6), day DATE,
+                    flag TINYINT(1)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """)
+        }
+        let at = MariaDBDateTime(year: 2026, month: 11, day: 25, hour: 17, minute: 4, second: 5, microsecond: 123_456)
+        let money = MariaDBDecimal("-12345678901234.5678")!
+        let longText = String(repeating: "ünïcødé 🛒 ", count: 2000)
+        let values: [any MariaDBEncodable] = [
+            Int64.min, UInt64.max, Int32(-32768), 0.1 + 0.2, money, "O'Brien \"quoted\" \\ 🛒", longText,
+            [UInt8](arrayLiteral: 0, 1, 2, 255), [UInt8](repeating: 7, count: 5000), at, MariaDBDateTime(year: 1999, month: 12, day: 31), true,
+        ]
+        let inserted = try await connection.query(
+            "INSERT INTO t (i, u, small, d, money, name, body, raw, blob_, at, day, flag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        #expect(inserted.affectedRows == 1)
+        #expect(inserted.lastInsertID == 1)
+        let nulls = try await connection.query(
+            "INSERT INTO t (i, u, small, d, money, name, body, raw, blob_, at, day, flag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Array(repeating: MariaDBValue.null, count: 12))
+        #expect(nulls.lastInsertID == 2)
+
+        let rows = try await connection.query("SELECT * FROM t ORDER BY id").rows
+        #expect(rows.count == 2)
+        let row = try #require(rows.first)
+        #expect(try row.decode("i") == Int64.min)
+        #expect(try row.decode("u") == UInt64.max)
+        #expect(try row.decode("small") == Int32(-32768))
+        #expect(try row.decode("d") == 0.1 + 0.2)
+        #expect(try row.decode("money", as: MariaDBDecimal.self) == money, "DECIMAL comes back exactly")
+        #expect(try row.decode("money", as: MariaDBDecimal.self).decimal == Decimal(string: "-12345678901234.5678"))
+        #expect(try row.decode("name") == "O'Brien \"quoted\" \\ 🛒")
+        #expect(try row.decode("body") == longText)
+        #expect(try row.decode("raw") == [UInt8]([0, 1, 2, 255]))
+        #expect(try row.decode("blob_") == [UInt8](repeating: 7, count: 5000))
+        #expect(try row.decode("at") == at)
+        #expect(try row.decode("day") == MariaDBDateTime(year: 1999, month: 12, day: 31))
+        #expect(try row.decode("flag") == true)
+        #expect(row["raw"] == .bytes([0, 1, 2, 255]), "binary columns decode as bytes, not text")
+
+        let empty = try #require(rows.last)
+        for column in ["i", "u", "small", "d", "money", "name", "body", "raw", "blob_", "at", "day", "flag"] {
+            #expect(empty[column] == .null, "\(column) NULL")
+        }
+        #expect(try empty.decode("name", as: String?.self) == nil)
+        #expect(throws: MariaDBError.self) { try empty.decode("name", as: String.self) }
+
+        // A Date round-trips through DATETIME(6) in UTC, to the microsecond.
+        let now = Date(timeIntervalSince1970: 1_795_000_000.654321)
+        let back = try await connection.query("SELECT CAST(? AS DATETIME(6)) AS at", [now]).rows[0]
+        #expect(abs(try back.decode("at", as: Date.self).timeIntervalSince(now)) < 0.000_002)
+    }
+
+    @Test func serverErrorsAreClassified() async throws {
+        guard let config = try await TestServers.freshDatabase(), let replicaBase = TestServers.replica else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        _ = try await connection.withSession { s in
+            try s.execute("CREATE TABLE k (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            try s.execute("INSERT INTO k VALUES (1, 0), (2, 0)")
+        }
+        let duplicate = await #expect(throws: MariaDBError.self) { try await connection.query("INSERT INTO k VALUES (?, 0)", [1]) }
+        #expect(duplicate?.kind == .duplicateKey)
+        #expect(duplicate?.code == 1062)
+        #expect(duplicate?.isRetryable == false)
+        #expect(connection.isBroken == false, "a statement error leaves the connection usable")
+        #expect(try await connection.query("SELECT COUNT(*) AS n FROM k").rows[0].decode("n") == 2)
+
+        // The replica is read_only and the app user has no way around it.
+        var replica = replicaBase
+        replica.database = config.database
+        try await eventually("the database reached the replica") {
+            (try? await MariaDBConnection.connect(replica)) != nil
+        }
+        let onReplica = try await MariaDBConnection.connect(replica)
+        let readOnly = await #expect(throws: MariaDBError.self) { try await onReplica.query("INSERT INTO k VALUES (?, 0)", [9]) }
+        #expect(readOnly?.kind == .readOnly)
+        await onReplica.close()
+
+        var wrongPassword = config
+        wrongPassword.password = "nope"
+        let denied = await #expect(throws: MariaDBError.self) { try await MariaDBConnection.connect(wrongPassword) }
+        #expect(denied?.kind == .accessDenied)
+
+        var nowhere = config
+        nowhere.port = 1
+        let refused = await #expect(throws: MariaDBError.self) { try await MariaDBConnection.connect(nowhere) }
+        #expect(refused?.kind == .connectFailed)
+
+        let syntax = await #expect(throws: MariaDBError.self) { try await connection.query("SELEC 1") }
+        #expect(syntax?.kind == .other)
+        #expect(syntax?.code == 1064)
+        await connection.close()
+    }
+
+    /// Two transactions lock two rows in opposite orders: InnoDB picks one as the victim, reported as a
+    /// retryable deadlock; the other commits.
+    @Test func deadlocksAreRetryable() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let a = try await MariaDBConnection.connect(config)
+        let b = try await MariaDBConnection.connect(config)
+        _ = try await a.withSession { s in
+            try s.execute("CREATE TABLE k (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            try s.execute("INSERT INTO k VALUES (1, 0), (2, 0)")
+        }
+        _ = try await a.withSession { try $0.execute("START TRANSACTION"); return try $0.query("UPDATE k SET v = 1 WHERE id = 1", []) }
+        _ = try await b.withSession { try $0.execute("START TRANSACTION"); return try $0.query("UPDATE k SET v = 2 WHERE id = 2", []) }
+        async let first = Result { try await a.withSession { try $0.query("UPDATE k SET v = 1 WHERE id = 2", []) } }
+        try await Task.sleep(for: .milliseconds(200))  // a waits for b's row lock
+        let second = await Result { try await b.withSession { try $0.query("UPDATE k SET v = 2 WHERE id = 1", []) } }
+        let results = [await first, second]
+        let errors = results.compactMap { result -> MariaDBError? in
+            if case .failure(let error as MariaDBError) = result { return error }
+            return nil
+        }
+        #expect(errors.count == 1)
+        #expect(errors.first?.kind == .deadlock)
+        #expect(errors.first?.isRetryable == true)
+        for c in [a, b] { _ = try await c.withSession { try $0.execute("ROLLBACK") } }
+        await a.close()
+        await b.close()
+    }
+
+    @Test func transactionsCommitOrRollBack() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        _ = try await connection.withSession { try $0.execute("CREATE TABLE k (id INT PRIMARY KEY) ENGINE=InnoDB") }
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await connection.transaction { s in
+                _ = try s.query("INSERT INTO k VALUES (?)", [1])
+                throw Abort()
+            }
+        }
+        let id = try await connection.transaction { s in try s.query("INSERT INTO k VALUES (?)", [2]).affectedRows }
+        #expect(id == 1)
+        #expect(try await connection.query("SELECT id FROM k").rows.map { try $0.decode("id", as: Int.self) } == [2])
+        // CLIENT_FOUND_ROWS: an UPDATE that matches a row counts it even if nothing changed.
+        #expect(try await connection.query("UPDATE k SET id = 2 WHERE id = 2").affectedRows == 1)
+        await connection.close()
+    }
+
+    /// A connection killed on the server reports `.connectionLost` and is marked broken.
+    @Test func aKilledConnectionIsBroken() async throws {
+        guard let config = TestServers.primary else { return }
+        let victim = try await MariaDBConnection.connect(config)
+        let killer = try await MariaDBConnection.connect(config)
+        _ = try await killer.withSession { try $0.execute("KILL \(victim.serverConnectionID)") }
+        let lost = await #expect(throws: MariaDBError.self) { try await victim.query("SELECT 1") }
+        #expect(lost?.kind == .connectionLost)
+        #expect(victim.isBroken)
+        await victim.close()
+        await killer.close()
+    }
+
+    @Test func urlsParse() throws {
+        let c = try MariaDBConfiguration(url: "mysql://app:p%40ss@db.example:3307/shop?read-timeout=9&tls=true&tls-ca=/ca.pem")
+        #expect(c.user == "app")
+        #expect(c.password == "p@ss")
+        #expect(c.host == "db.example")
+        #expect(c.port == 3307)
+        #expect(c.database == "shop")
+        #expect(c.readTimeout == .seconds(9))
+        #expect(c.tls == .init(caFile: "/ca.pem"))
+        #expect(c.endpoint == "db.example:3307/shop")
+        let socket = try MariaDBConfiguration(url: "mariadb://root@localhost/?socket=/run/mysqld/mysqld.sock")
+        #expect(socket.unixSocket == "/run/mysqld/mysqld.sock")
+        #expect(socket.database == nil)
+        #expect(throws: MariaDBError.self) { try MariaDBConfiguration(url: "postgres://a@b/c") }
+        #expect(throws: MariaDBError.self) { try MariaDBConfiguration(url: "mysql://host/db") }
+        #expect(throws: MariaDBError.self) { try MariaDBConfiguration(url: "mysql://a@b/c?bogus=1") }
+    }
+}
+
+@Suite("MariaDB pool (real server)")
+struct MariaDBPoolTests {
+    @Test func concurrentTransactionsShareABoundedPool() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        var settings = MariaDBPoolConfiguration()
+        settings.maxConnections = 6
+        let pool = MariaDBPool(configuration: config, pool: settings)
+        _ = try await pool.session { s in
+            try s.execute("CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
+            try s.execute("INSERT INTO c VALUES (1, 0)")
+        }
+        let peak = Peak()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    _ = try await pool.transaction { s in
+                        let n: Int = try s.query("SELECT n FROM c WHERE id = 1 FOR UPDATE", []).rows[0].decode("n")
+                        return try s.query("UPDATE c SET n = ? WHERE id = 1", [n + 1]).affectedRows
+                    }
+                    peak.record(pool.openConnections)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await pool.query("SELECT n FROM c").rows[0].decode("n") == 200, "no lost update")
+        #expect(peak.value.load(ordering: .relaxed) <= 6)
+        #expect(pool.openConnections <= 6)
+        await pool.close()
+    }
+
+    /// The pool's only connection is killed on the server while idle: the next lease pings it, discards
+    /// it and opens a new one; the caller never sees the dead connection.
+    @Test func aKilledIdleConnectionIsReplaced() async throws {
+        guard let config = TestServers.primary else { return }
+        var settings = MariaDBPoolConfiguration()
+        settings.maxConnections = 1
+        settings.pingAfterIdle = .zero
+        let pool = MariaDBPool(configuration: config, pool: settings)
+        let before = try await pool.withConnection { $0.serverConnectionID }
+        let killer = try await MariaDBConnection.connect(config)
+        _ = try await killer.withSession { try $0.execute("KILL \(before)") }
+        await killer.close()
+        let (after, answer) = try await pool.withConnection { c in (c.serverConnectionID, try await c.query("SELECT 41 + 1 AS n").rows[0]) }
+        #expect(after != before)
+        #expect(try answer.decode("n", as: Int.self) == 42)
+        #expect(pool.openConnections == 1)
+        await pool.close()
+    }
+
+    /// A broken connection returned by a caller is discarded and its slot reused.
+    @Test func aConnectionThatBreaksInUseIsDiscarded() async throws {
+        guard let config = TestServers.primary else { return }
+        var settings = MariaDBPoolConfiguration()
+        settings.maxConnections = 1
+        let pool = MariaDBPool(configuration: config, pool: settings)
+        let killer = try await MariaDBConnection.connect(config)
+        let lost = await #expect(throws: MariaDBError.self) {
+            try await pool.withConnection { c in
+                _ = try await killer.withSession { try $0.execute("KILL \(c.serverConnectionID)") }
+                return try await c.query("SELECT 1")
+            }
+        }
+        #expect(lost?.kind == .connectionLost)
+        #expect(pool.openConnections == 0)
+        #expect(try await pool.query("SELECT 1 AS one").rows[0].decode("one") == 1)
+        await killer.close()
+        await pool.close()
+    }
+
+    @Test func waitersTimeOutWhenThePoolIsExhausted() async throws {
+        guard let config = TestServers.primary else { return }
+        var settings = MariaDBPoolConfiguration()
+        settings.maxConnections = 1
+        settings.acquireTimeout = .milliseconds(200)
+        let pool = MariaDBPool(configuration: config, pool: settings)
+        let held = try await pool.lease()
+        let error = await #expect(throws: MariaDBError.self) { try await pool.query("SELECT 1") }
+        #expect(error?.kind == .poolExhausted)
+        // Returned: the next waiter gets it.
+        let waiting = Task { try await pool.query("SELECT 2 AS two") }
+        try await Task.sleep(for: .milliseconds(50))
+        pool.release(held)
+        #expect(try await waiting.value.rows[0].decode("two") == 2)
+        await pool.close()
+    }
+}
+
+func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !(await condition()) {
+        guard ContinuousClock.now < deadline else { Issue.record("timed out waiting until \(what)"); return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+/// The highest value seen.
+final class Peak: Sendable {
+    let value = Atomic<Int>(0)
+    func record(_ new: Int) {
+        var current = value.load(ordering: .relaxed)
+        while new > current {
+            let (exchanged, original) = value.compareExchange(expected: current, desired: new, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
