@@ -77,6 +77,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "StorefrontMariaDB",
+            dependencies: [
+                "StorefrontCore",
+                "MariaDB",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "StorefrontKafka",
             dependencies: ["StorefrontCore", "Kafka"],
             swiftSettings: swiftSettings
@@ -117,6 +127,8 @@ let package = Package(
             dependencies: [
                 "StorefrontCore",
                 "StorefrontSQLite",
+                "StorefrontMariaDB",
+                "MariaDB",
                 "StorefrontRedis",
                 "RedisClient",
                 "StorefrontKafka",
@@ -164,6 +176,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "StorefrontMariaDBTests",
+            dependencies: ["StorefrontMariaDB", "MariaDB", "StorefrontCore", "StorefrontContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
@@ -182,6 +199,7 @@ let package = Package(
             name: "StorefrontHTTPTests",
             dependencies: [
                 "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts", "RedisClient", "Kafka", "StorefrontKafka",
+                "MariaDB", "StorefrontMariaDB",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -352,6 +352,9 @@ private struct ResultReader {
         let isNull = UnsafeMutablePointer<my_bool>.allocate(capacity: max(count, 1))
         let lengths = UnsafeMutablePointer<UInt>.allocate(capacity: max(count, 1))
         let errors = UnsafeMutablePointer<my_bool>.allocate(capacity: max(count, 1))
+        isNull.initialize(repeating: 0, count: max(count, 1))
+        lengths.initialize(repeating: 0, count: max(count, 1))
+        errors.initialize(repeating: 0, count: max(count, 1))
         var buffers: [UnsafeMutableRawPointer] = []
         defer {
             isNull.deallocate()
@@ -387,7 +390,10 @@ private struct ResultReader {
                 var values: [MariaDBValue] = []
                 values.reserveCapacity(count)
                 for i in 0..<count {
-                    values.append(try value(i, binds: binds, isNull: isNull[i] != 0, length: Int(lengths[i])))
+                    // The length is only meaningful for a non-NULL value (the library may leave it stale).
+                    let null = isNull[i] != 0
+                    values.append(try value(i, binds: binds, isNull: null, length: null ? 0 : Int(clamping: lengths[i])))
+                    lengths[i] = 0
                 }
                 rows.append(MariaDBRow(columns: columns, values: values))
             }

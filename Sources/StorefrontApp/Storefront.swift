@@ -24,14 +24,15 @@ public struct Storefront: Sendable {
     /// The outbox → Kafka relay when `STOREFRONT_KAFKA_BROKERS` is set (else events stay in the outbox).
     public let relay: OutboxRelay?
     let producer: KafkaProducer?
-    public let database: SQLiteDatabase
+    public let database: StorefrontDatabase
     public let gateway: SimulatedPaymentGateway
     /// The Redis client when `STOREFRONT_REDIS_URL` is set.
     public let redis: RedisClient?
     public let logger: Logger
 
-    /// Builds every part for `config`. `faults` and `clock` are test hooks.
-    public init(config: StorefrontConfig, logger: Logger? = nil, faults: (any SagaFaultInjector)? = nil, clock: WallClock = .system) throws {
+    /// Builds every part for `config` (opening the database and applying migrations). `faults` and `clock`
+    /// are test hooks.
+    public init(config: StorefrontConfig, logger: Logger? = nil, faults: (any SagaFaultInjector)? = nil, clock: WallClock = .system) async throws {
         let logger = logger ?? {
             var logger = Logger(label: "storefront")
             logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
@@ -40,19 +41,14 @@ public struct Storefront: Sendable {
         self.config = config
         self.logger = logger
         let metrics = StorefrontMetrics.registry  // bootstrap swift-metrics before any service makes its handles
-        guard config.databaseURL.hasPrefix("sqlite:") else {
-            throw ConfigError("STOREFRONT_DATABASE_URL: only sqlite:// is built in so far (got \(config.databaseURL.prefix(8))…)")
-        }
-
-        database = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: config.databaseURL))
-        try database.migrate()
+        database = try await StorefrontDatabase.open(config, logger: logger)
         let products = database.products
-        let sagas = database.sagas()
+        let sagas = database.sagas
         gateway = SimulatedPaymentGateway(ledger: database.payments, behavior: config.paymentBehavior, logger: logger)
         let cache: any ProductCache
         let counter: any StockCounter
         let lock: any ProductLock
-        var health: [any HealthCheckable] = [database]
+        var health: [any HealthCheckable] = [database.health]
         if let url = config.redisURL {
             var redisConfig = try RedisConfiguration(url: url)
             redisConfig.clientName = "storefront-\(config.instanceID)"
@@ -107,6 +103,14 @@ public struct Storefront: Sendable {
         app.addServices(
             BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
             BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
+        if let mariadb = database.mariadb, mariadb.hasReplicas {
+            app.addServices(BackgroundLoop(name: "replica monitor") { [config] in
+                while !Task.isCancelled {
+                    await mariadb.checkReplicas()
+                    try? await Task.sleep(for: .seconds(config.databaseCheckSeconds))
+                }
+            })
+        }
         if let relay, let producer {
             // The producer's poll loop first: services stop in reverse order, so the relay drains before it.
             app.addServices(producer, BackgroundLoop(name: "outbox relay") {
@@ -124,6 +128,7 @@ extension Storefront {
     public func shutdown() async {
         await producer?.close()
         await redis?.close()
+        await database.close()
     }
 }
 

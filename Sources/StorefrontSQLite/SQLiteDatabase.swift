@@ -64,12 +64,6 @@ public final class SQLiteDatabase: Sendable, HealthCheckable {
     public var payments: SQLitePaymentLedger { SQLitePaymentLedger(database: self) }
 }
 
-/// Times are stored as integer milliseconds since 1970 (UTC): exact, and comparable in SQL.
-enum Millis {
-    static func from(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
-}
-
 extension DatabaseError {
     var isUniqueViolation: Bool { extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE || extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY }
 }

@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
         if let host { config.host = host }
         if let port { config.port = port }
         let logger = makeLogger(config)
-        let storefront = try Storefront(config: config, logger: logger)
+        let storefront = try await Storefront(config: config, logger: logger)
         logger.info("starting storefront", metadata: [
             "address": "\(config.host):\(config.port)", "database": "\(config.databaseURL)", "mode": "\(config.purchaseMode.rawValue)",
             "admin": "\(config.adminToken == nil ? "disabled" : "enabled")",
@@ -68,8 +68,8 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try Storefront(config: config, logger: makeLogger(config))
-        print("migrations applied: \(try storefront.database.appliedMigrations().joined(separator: ", "))")
+        let storefront = try await Storefront(config: config, logger: makeLogger(config))
+        print("migrations applied: \(try await storefront.database.appliedMigrations().joined(separator: ", "))")
     }
 }
 
@@ -86,7 +86,7 @@ struct Seed: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try Storefront(config: config, logger: makeLogger(config))
+        let storefront = try await Storefront(config: config, logger: makeLogger(config))
         let total = products
         let start = ContinuousClock.now
         try await storefront.database.products.seed(count: total, stock: stock, now: Date()) { done in
@@ -113,7 +113,7 @@ struct EventsOutbox: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try Storefront(config: config, logger: makeLogger(config))
+        let storefront = try await Storefront(config: config, logger: makeLogger(config))
         let sagaId = try saga.map { raw -> UUID in
             guard let id = UUID(uuidString: raw) else { throw ValidationError("--saga must be a UUID") }
             return id

@@ -213,6 +213,7 @@ struct MariaDBPoolTests {
         guard let config = try await TestServers.freshDatabase() else { return }
         var settings = MariaDBPoolConfiguration()
         settings.maxConnections = 6
+        settings.acquireTimeout = .seconds(60)  // a bound on the pool, not a speed test (the machine may be busy)
         let pool = MariaDBPool(configuration: config, pool: settings)
         _ = try await pool.session { s in
             try s.execute("CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")

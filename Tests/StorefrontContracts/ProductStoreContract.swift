@@ -16,7 +16,8 @@ public enum ProductStoreContract {
         #expect(created.sku == "mug-1" && created.priceMinor == 1999 && created.currency == "USD")
         #expect(created.stock == 50 && created.reserved == 0 && created.available == 50)
         #expect(try await store.product(id: created.id, consistency: .primary) == created)
-        #expect(try await store.product(id: created.id, consistency: .replica)?.sku == "mug-1")
+        // A replica may lag: it must converge (shortly), not be instantly fresh.
+        #expect(try await converges { try await store.product(id: created.id, consistency: .replica)?.sku == "mug-1" })
         #expect(try await store.product(id: 999_999, consistency: .primary) == nil)
 
         // unique SKU
@@ -42,6 +43,7 @@ public enum ProductStoreContract {
 
         // cursor paging: ids ascending, `next` only while more remain
         for n in 0..<3 { _ = try await store.create(mug("page-\(n)"), now: now) }
+        #expect(try await converges { try await store.products(after: nil, limit: 10, consistency: .replica).items.count == 5 })
         var seen: [Int64] = []
         var cursor: Int64? = nil
         var pages = 0
@@ -63,5 +65,15 @@ public enum ProductStoreContract {
         try await store.seed(count: 3, stock: 5, now: now) { _ in }
         let all = try await store.products(after: nil, limit: 100, consistency: .primary)
         #expect(all.items.count == 8)
+    }
+
+    /// True once `condition` holds, polling for up to 10 s (replica reads are eventually consistent).
+    static func converges(_ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try await condition()
     }
 }

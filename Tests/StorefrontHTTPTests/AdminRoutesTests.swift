@@ -119,9 +119,9 @@ struct HealthRoutesTests {
     }
 
     @Test func readinessReportsADeadDatabase() async throws {
-        let storefront = try makeStorefront()
-        try FileManager.default.removeItem(atPath: storefront.database.path)
-        try storefront.database.close()
+        let storefront = try await makeStorefront()
+        try FileManager.default.removeItem(atPath: storefront.database.sqlite!.path)
+        try storefront.database.sqlite!.close()
         try await storefront.test { client in
             let ready = try await client.call(.get, "/health/ready")
             #expect(ready.status == .serviceUnavailable && ready.string("status") == "unavailable")

@@ -2,6 +2,8 @@ import Foundation
 import HummingbirdTesting
 import StorefrontApp
 import StorefrontCore
+@testable import StorefrontMariaDB
+import MariaDB
 import Testing
 
 /// 300 buyers, 50 units: never an oversell, stock conserved, every saga terminal.
@@ -51,10 +53,10 @@ struct ConcurrencyTests {
 
     @Test(arguments: [PurchaseMode.lock, .atomic], Engine.allCases)
     func threeHundredBuyersFiftyUnits(mode: PurchaseMode, engine: Engine) async throws {
-        let redisURL = try await engine.redisURL()
-        let storefront = try makeStorefront {
+        let setup = try await engine.prepare()
+        let storefront = try await makeStorefront {
             $0.purchaseMode = mode
-            engine.apply(&$0, redisURL: redisURL)
+            setup.apply(&$0)
         }
         try await storefront.useUniqueProductIDs()
         let (id, tally) = try await storefront.test { client in
@@ -71,18 +73,42 @@ struct ConcurrencyTests {
         #expect(product.stock == 0 && product.reserved == 0 && product.available == 0)
         #expect(try await storefront.services.sagas.countUnfinished() == 0)
         #expect(try await storefront.database.payments.chargedTotals() == (50, 50 * 1999))
+        try await Self.checkWithSQL(storefront, product: id, initialStock: 50, confirmed: 50)
+    }
+
+    /// On MariaDB, the invariants once more, by SQL on the primary itself (not through the adapters).
+    static func checkWithSQL(_ storefront: Storefront, product: Int64, initialStock: Int64, confirmed: Int) async throws {
+        guard let mariadb = storefront.database.mariadb else { return }
+        let row = try await mariadb.read(.primary) { s in
+            try s.query("""
+                SELECT p.stock, p.reserved,
+                    (SELECT COALESCE(SUM(qty), 0) FROM orders WHERE product_id = p.id AND status = 'CONFIRMED') AS sold,
+                    (SELECT COUNT(*) FROM orders WHERE product_id = p.id AND status = 'PENDING') AS pending,
+                    (SELECT COUNT(*) FROM sagas WHERE state NOT IN ('CONFIRMED', 'COMPENSATED', 'FAILED')) AS unfinished,
+                    (SELECT COUNT(*) FROM payments WHERE status = 'CHARGED') AS charged
+                FROM products p WHERE p.id = ?
+                """, [product]).rows[0]
+        }
+        let (stock, reserved, sold): (Int64, Int64, Int64) = (try row.decode("stock"), try row.decode("reserved"), try row.decode("sold"))
+        #expect(stock + sold == initialStock, "SQL: stock + sold == initial")
+        #expect(reserved == 0, "SQL: nothing reserved")
+        #expect(sold == Int64(confirmed), "SQL: confirmed orders")
+        #expect(try row.decode("pending", as: Int.self) == 0, "SQL: no pending order")
+        #expect(try row.decode("unfinished", as: Int.self) == 0, "SQL: every saga terminal")
+        #expect(try row.decode("charged", as: Int.self) == confirmed, "SQL: one charge per confirmed order")
     }
 
     /// 20% of payments fail (outage; retried with the same key) or 20% are declined (compensated at once).
     @Test(arguments: [
         (PurchaseMode.lock, 0.2, 0.0, Engine.embedded), (.atomic, 0.2, 0.0, .embedded), (.lock, 0.0, 0.2, .embedded),
         (.atomic, 0.0, 0.2, .embedded), (.lock, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .redis), (.atomic, 0.0, 0.2, .cluster),
+        (.lock, 0.2, 0.0, .mariadb), (.atomic, 0.0, 0.2, .mariadb),
     ])
     func stockIsConservedWhenPaymentsFail(mode: PurchaseMode, failureRate: Double, declineRate: Double, engine: Engine) async throws {
-        let redisURL = try await engine.redisURL()
-        let storefront = try makeStorefront {
+        let setup = try await engine.prepare()
+        let storefront = try await makeStorefront {
             $0.purchaseMode = mode
-            engine.apply(&$0, redisURL: redisURL)
+            setup.apply(&$0)
             $0.paymentFailureRate = failureRate
             $0.paymentDeclineRate = declineRate
         }
@@ -100,5 +126,6 @@ struct ConcurrencyTests {
         #expect(tally.other.isEmpty)
         #expect(try await storefront.services.sagas.countUnfinished() == 0)
         #expect(try await storefront.database.payments.chargedTotals().count == tally.confirmed, "one charge per confirmed order")
+        try await Self.checkWithSQL(storefront, product: id, initialStock: 50, confirmed: tally.confirmed)
     }
 }

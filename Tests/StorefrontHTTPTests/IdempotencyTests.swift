@@ -8,7 +8,7 @@ import Testing
 struct IdempotencyTests {
     @Test(arguments: [PurchaseMode.lock, .atomic])
     func sameKeyTwiceGivesOneOrderAndTheSameResponse(mode: PurchaseMode) async throws {
-        let storefront = try makeStorefront { $0.purchaseMode = mode }
+        let storefront = try await makeStorefront { $0.purchaseMode = mode }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 10)
             let first = try await client.purchase(id, qty: 2, key: "order-abc")
@@ -29,7 +29,7 @@ struct IdempotencyTests {
 
     @Test(arguments: [PurchaseMode.lock, .atomic])
     func sameKeyConcurrentlyGivesOneOrder(mode: PurchaseMode) async throws {
-        let storefront = try makeStorefront {
+        let storefront = try await makeStorefront {
             $0.purchaseMode = mode
             $0.paymentLatencyMilliseconds = 50
         }
@@ -53,8 +53,8 @@ struct IdempotencyTests {
     @Test func twoServersSameKeyGiveOneOrder() async throws {
         // Two instances on one database: the unique key column decides; the loser replays the winner's outcome.
         let url = temporaryDatabaseURL()
-        let a = try makeStorefront(databaseURL: url, instance: "app-a") { $0.paymentLatencyMilliseconds = 100 }
-        let b = try makeStorefront(databaseURL: url, instance: "app-b") { $0.paymentLatencyMilliseconds = 100 }
+        let a = try await makeStorefront(databaseURL: url, instance: "app-a") { $0.paymentLatencyMilliseconds = 100 }
+        let b = try await makeStorefront(databaseURL: url, instance: "app-b") { $0.paymentLatencyMilliseconds = 100 }
         let id = try await a.test { try await $0.createProduct(stock: 10) }
         async let ra = a.test { try await $0.purchase(id, qty: 1, key: "cross-1") }
         async let rb = b.test { try await $0.purchase(id, qty: 1, key: "cross-1") }

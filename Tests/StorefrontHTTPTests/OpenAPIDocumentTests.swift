@@ -27,8 +27,8 @@ struct OpenAPIDocumentTests {
         return operations
     }
 
-    @Test func documentsExactlyTheRoutesTheRouterServes() throws {
-        let storefront = try makeStorefront()
+    @Test func documentsExactlyTheRoutesTheRouterServes() async throws {
+        let storefront = try await makeStorefront()
         let served = Set(buildRouter(storefront.services).routes.map { "\($0.method.rawValue) \($0.path.description)" })
         let documented = try Self.documentedOperations()
         #expect(documented.count >= 11)

@@ -59,7 +59,7 @@ struct OutboxRelayTests {
 
     @Test func everySagaEventArrivesOnceInOrder() async throws {
         let cluster = try devBroker()
-        let storefront = try makeStorefront {
+        let storefront = try await makeStorefront {
             $0.kafkaBrokers = cluster.bootstrapServers
             $0.paymentDeclineRate = 0.2
         }
@@ -74,7 +74,7 @@ struct OutboxRelayTests {
 
     @Test func aBrokerGoingDownDoesNotLoseEvents() async throws {
         let cluster = try devBroker()
-        let storefront = try makeStorefront { $0.kafkaBrokers = cluster.bootstrapServers }
+        let storefront = try await makeStorefront { $0.kafkaBrokers = cluster.bootstrapServers }
         let relay = try #require(storefront.relay)
         try await buy(storefront, purchases: 15) {
             try await relay.drain()
@@ -92,7 +92,7 @@ struct OutboxRelayTests {
     /// re-sends that batch. Duplicates only, removed by dedupe; nothing lost.
     @Test func aRelayKilledMidBatchLosesNothing() async throws {
         let cluster = try devBroker()
-        let storefront = try makeStorefront()  // no relay of its own: the test drives them
+        let storefront = try await makeStorefront()  // no relay of its own: the test drives them
         try await buy(storefront, purchases: 10)
         let producer = try KafkaProducer(configuration: .init(bootstrapServers: cluster.bootstrapServers))
         try await producer.whileRunning {

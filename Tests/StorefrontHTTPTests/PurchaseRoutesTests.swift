@@ -35,7 +35,7 @@ struct PurchaseRoutesTests {
     }
 
     @Test func badInputIsRejectedAndChangesNothing() async throws {
-        let storefront = try makeStorefront { $0.maxBodyBytes = 1024 }
+        let storefront = try await makeStorefront { $0.maxBodyBytes = 1024 }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let longKey = String(repeating: "k", count: 129)
@@ -72,7 +72,7 @@ struct PurchaseRoutesTests {
     }
 
     @Test func paymentDeclinedAndUnavailableLeaveStockAlone() async throws {
-        let storefront = try makeStorefront { $0.paymentDeclineRate = 1 }
+        let storefront = try await makeStorefront { $0.paymentDeclineRate = 1 }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let declined = try await client.purchase(id, qty: 2)
@@ -94,7 +94,7 @@ struct PurchaseRoutesTests {
 
     @Test(arguments: [PurchaseMode.lock, .atomic])
     func productBusyIsAFastDistinctAnswer(mode: PurchaseMode) async throws {
-        let storefront = try makeStorefront {
+        let storefront = try await makeStorefront {
             $0.paymentLatencyMilliseconds = 1500
             $0.purchaseMode = mode
         }

@@ -17,8 +17,8 @@ struct RecoveryTests {
     func survivorFinishesADeadInstancesSagas(point: SagaFaultPoint, expected: String) async throws {
         let url = temporaryDatabaseURL()
         let clock = TestClock(Date())
-        let a = try makeStorefront(databaseURL: url, instance: "app-a", faults: FaultScript([point: .crash]), clock: clock.wall)
-        let b = try makeStorefront(databaseURL: url, instance: "app-b", clock: clock.wall)
+        let a = try await makeStorefront(databaseURL: url, instance: "app-a", faults: FaultScript([point: .crash]), clock: clock.wall)
+        let b = try await makeStorefront(databaseURL: url, instance: "app-b", clock: clock.wall)
         let (id, dead) = try await a.test { client in
             let id = try await client.createProduct(stock: 10)
             var replies: [Reply] = []
@@ -60,7 +60,7 @@ struct UnfinishedSagaTests {
     @Test func compensationThatKeepsFailingAnswers503AndRecoveryFinishesIt() async throws {
         let faults = FaultScript([.before(.releaseInventory): .fail(times: 1000)])
         let clock = TestClock(Date())
-        let storefront = try makeStorefront(faults: faults, clock: clock.wall) { $0.paymentDeclineRate = 1 }
+        let storefront = try await makeStorefront(faults: faults, clock: clock.wall) { $0.paymentDeclineRate = 1 }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let r = try await client.purchase(id, qty: 2)
@@ -77,7 +77,7 @@ struct UnfinishedSagaTests {
     @Test func confirmationThatKeepsFailingAnswers202AndRecoveryConfirms() async throws {
         let faults = FaultScript([.before(.confirmOrder): .fail(times: 1000)])
         let clock = TestClock(Date())
-        let storefront = try makeStorefront(faults: faults, clock: clock.wall)
+        let storefront = try await makeStorefront(faults: faults, clock: clock.wall)
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let r = try await client.purchase(id, qty: 2)

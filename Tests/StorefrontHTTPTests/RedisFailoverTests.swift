@@ -25,7 +25,7 @@ struct RedisFailoverTests {
     func masterKilledDuringAPurchaseLoop(mode: PurchaseMode) async throws {
         let url = try Self.environment("STOREFRONT_TEST_REDIS_DRILL_URL")
         let dir = try Self.environment("STOREFRONT_TEST_REDIS_DRILL_DIR")
-        let storefront = try makeStorefront {
+        let storefront = try await makeStorefront {
             $0.redisURL = url
             $0.purchaseMode = mode
             $0.lockTTLMilliseconds = 3000
@@ -44,8 +44,9 @@ struct RedisFailoverTests {
                     group.addTask {
                         var results: [String] = []
                         for i in 0..<perWorker {
-                            // A client that retries 503/busy with the same Idempotency-Key, for at most 20 s.
-                            let deadline = ContinuousClock.now + .seconds(20)
+                            // A client that retries 503/busy with the same Idempotency-Key, for at most 60 s
+                            // (4 workers contend for one product lock; on a loaded machine one may wait long).
+                            let deadline = ContinuousClock.now + .seconds(60)
                             var reply = try await client.purchase(id, qty: 1, key: "drill-\(mode)-\(w)-\(i)")
                             while reply.status != .created, ContinuousClock.now < deadline,
                                   reply.error == "service_unavailable" || reply.error == "product_busy" {

@@ -6,6 +6,8 @@ import StorefrontApp
 import StorefrontContracts
 import StorefrontCore
 @testable import StorefrontSQLite
+@testable import StorefrontMariaDB
+import MariaDB
 import RedisClient
 import Synchronization
 import Testing
@@ -20,13 +22,13 @@ func temporaryDatabaseURL() -> String {
 func makeStorefront(
     databaseURL: String = temporaryDatabaseURL(), instance: String = "test-1", faults: (any SagaFaultInjector)? = nil,
     clock: WallClock = .system, _ tweak: (inout StorefrontConfig) -> Void = { _ in }
-) throws -> Storefront {
+) async throws -> Storefront {
     var config = StorefrontConfig(instanceID: instance)
     config.databaseURL = databaseURL
     config.adminToken = adminToken
     config.logLevel = "warning"
     tweak(&config)
-    return try Storefront(config: config, faults: faults, clock: clock)
+    return try await Storefront(config: config, faults: faults, clock: clock)
 }
 
 extension Storefront {
@@ -92,27 +94,62 @@ func freshRedisURL() async throws -> String {
     return url
 }
 
-/// Which cache/lock/counter a test runs on.
+/// Which engines a test runs on: cache/lock/counter in-process, on Redis or Redis Cluster (SQLite database),
+/// or the production topology — MariaDB primary + replica with standalone Redis.
 enum Engine: String, Sendable, CaseIterable, CustomTestStringConvertible {
-    case embedded, redis, cluster
+    case embedded, redis, cluster, mariadb
     var testDescription: String { rawValue }
 
-    func apply(_ config: inout StorefrontConfig, redisURL: String?) {
-        if self != .embedded { config.redisURL = redisURL }
-    }
-
-    func redisURL() async throws -> String? {
+    /// The settings for this engine (a private Redis database, a private MariaDB database).
+    func prepare() async throws -> EngineSetup {
         switch self {
-        case .embedded: return nil
-        case .redis: return try await freshRedisURL()
+        case .embedded: return EngineSetup()
+        case .redis: return EngineSetup(redisURL: try await freshRedisURL())
         case .cluster:
             guard let url = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_CLUSTER_URL"], !url.isEmpty else {
                 Issue.record("STOREFRONT_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test (it starts the cluster)")
                 throw RedisClientError.invalidConfiguration("no test cluster")
             }
-            return url
+            return EngineSetup(redisURL: url)
+        case .mariadb:
+            let (primary, replicas) = try await freshMariaDBURLs()
+            return EngineSetup(redisURL: try await freshRedisURL(), databaseURL: primary, replicaURLs: replicas)
         }
     }
+}
+
+struct EngineSetup: Sendable {
+    var redisURL: String?
+    var databaseURL: String?
+    var replicaURLs: [String] = []
+
+    func apply(_ config: inout StorefrontConfig) {
+        config.redisURL = redisURL
+        if let databaseURL {
+            config.databaseURL = databaseURL
+            config.databaseReplicaURLs = replicaURLs
+        }
+    }
+}
+
+/// A new empty database on the test MariaDB pair: its primary URL and replica URL.
+func freshMariaDBURLs(primary primaryVariable: String = "STOREFRONT_TEST_MARIADB_URL",
+                      replica replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL") async throws -> (String, [String]) {
+    let env = ProcessInfo.processInfo.environment
+    guard let primary = env[primaryVariable], let replica = env[replicaVariable] else {
+        Issue.record("\(primaryVariable) / \(replicaVariable) are not set: run the tests with scripts/test (it starts MariaDB)")
+        throw MariaDBError(kind: .other, message: "no test MariaDB")
+    }
+    let name = "storefront_t_\(UUID().uuidString.prefix(8).lowercased())"
+    let connection = try await MariaDBConnection.connect(try MariaDBConfiguration(url: primary))
+    _ = try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
+    await connection.close()
+    func renamed(_ url: String) -> String {
+        var components = URLComponents(string: url)!
+        components.path = "/" + name
+        return components.string!
+    }
+    return (renamed(primary), [renamed(replica)])
 }
 
 extension Storefront {
@@ -120,7 +157,11 @@ extension Storefront {
     /// offset so no two tests touch the same `product:{id}` keys.
     func useUniqueProductIDs() async throws {
         let start = Int64.random(in: 1_000_000...9_000_000_000)
-        try await database.writer.write { db in
+        if let mariadb = database.mariadb {
+            _ = try await mariadb.write { s in try s.execute("ALTER TABLE products AUTO_INCREMENT = \(start)") }
+            return
+        }
+        try await database.sqlite!.writer.write { db in
             try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('products', ?)", arguments: [start])
         }
     }

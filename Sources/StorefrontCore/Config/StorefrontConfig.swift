@@ -6,9 +6,12 @@ import Foundation
 public struct StorefrontConfig: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// `sqlite:///path.db` (embedded) — other engines plug in here.
+    /// `sqlite:///path.db` (embedded) or `mysql://user:pass@host:port/db` (MariaDB primary).
     public var databaseURL = "sqlite://storefront.db"
     public var databaseReplicaURLs: [String] = []
+    public var databasePoolSize = 10
+    public var databaseReplicaMaxLagSeconds = 5
+    public var databaseCheckSeconds = 2
     public var redisURL: String?
     public var redisConnections = 4
     public var redisTimeoutMilliseconds = 2000
@@ -44,8 +47,11 @@ public struct StorefrontConfig: Sendable, Equatable {
     public static let keys: [(key: String, help: String)] = [
         ("STOREFRONT_HOST", "address to listen on (default 127.0.0.1)"),
         ("STOREFRONT_PORT", "port to listen on (default 8080)"),
-        ("STOREFRONT_DATABASE_URL", "sqlite:///path/to/file.db (default sqlite://storefront.db in the working directory)"),
-        ("STOREFRONT_DATABASE_REPLICA_URLS", "comma-separated read replicas (MySQL engine)"),
+        ("STOREFRONT_DATABASE_URL", "sqlite:///path/to/file.db (default sqlite://storefront.db in the working directory) or mysql://user:pass@host:port/db (MariaDB primary)"),
+        ("STOREFRONT_DATABASE_REPLICA_URLS", "comma-separated mysql:// read replicas (MariaDB engine)"),
+        ("STOREFRONT_DATABASE_POOL_SIZE", "connections per MariaDB server (default 10)"),
+        ("STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS", "a replica further behind leaves read rotation (default 5)"),
+        ("STOREFRONT_DATABASE_CHECK_SECONDS", "how often replicas' lag and the primary are checked (default 2)"),
         ("STOREFRONT_REDIS_URL", "redis://… for the Redis engine; empty = in-process cache, lock and counter"),
         ("STOREFRONT_REDIS_CONNECTIONS", "multiplexed connections per Redis node (default 4)"),
         ("STOREFRONT_REDIS_TIMEOUT_MS", "deadline of one Redis command and of connecting (default 2000)"),
@@ -126,6 +132,9 @@ public struct StorefrontConfig: Sendable, Equatable {
         if let v = string("STOREFRONT_DATABASE_REPLICA_URLS") {
             databaseReplicaURLs = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let v = try int("STOREFRONT_DATABASE_POOL_SIZE", 1...500) { databasePoolSize = v }
+        if let v = try int("STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS", 0...86_400) { databaseReplicaMaxLagSeconds = v }
+        if let v = try int("STOREFRONT_DATABASE_CHECK_SECONDS", 1...3_600) { databaseCheckSeconds = v }
         redisURL = string("STOREFRONT_REDIS_URL")
         if let v = try int("STOREFRONT_REDIS_CONNECTIONS", 1...256) { redisConnections = v }
         if let v = try int("STOREFRONT_REDIS_TIMEOUT_MS", 10...60_000) { redisTimeoutMilliseconds = v }

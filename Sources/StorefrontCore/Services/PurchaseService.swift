@@ -117,6 +117,16 @@ public final class PurchaseService: Sendable {
         if let key = request.idempotencyKey, let existing = try await sagas.saga(idempotencyKey: key) {
             return try await replay(existing, for: request)
         }
+        switch settings.mode {
+        case .lock: return try await purchaseWithLock(request)
+        case .atomic:
+            let (product, new) = try await prepareSaga(request)
+            return try await purchaseAtomically(new, product: product, request: request)
+        }
+    }
+
+    /// Reads the product (primary: the price must be current) and builds the saga to run.
+    private func prepareSaga(_ request: PurchaseRequest) async throws -> (Product, NewSaga) {
         guard let product = try await products.product(id: request.productId, consistency: .primary) else {
             throw StorefrontError.productNotFound(request.productId)
         }
@@ -125,30 +135,30 @@ public final class PurchaseService: Sendable {
         let new = NewSaga(
             idempotencyKey: request.idempotencyKey, productId: product.id, qty: request.qty, amountMinor: amount,
             currency: product.currency, mode: settings.mode, owner: orchestrator.owner, leaseUntil: orchestrator.leaseUntil())
-        switch settings.mode {
-        case .lock: return try await purchaseWithLock(new, product: product, request: request)
-        case .atomic: return try await purchaseAtomically(new, product: product, request: request)
-        }
+        return (product, new)
     }
 
     // MARK: lock mode (the seed's flow)
 
-    private func purchaseWithLock(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
+    /// The lock comes first, so a busy answer costs one Redis round trip and no database read.
+    private func purchaseWithLock(_ request: PurchaseRequest) async throws -> PurchaseResult {
         let token = UUID().uuidString
-        guard try await dependency("product lock", { try await self.acquireLock(product.id, token: token) }) else {
+        let productId = request.productId
+        guard try await dependency("product lock", { try await self.acquireLock(productId, token: token) }) else {
             // A concurrent request with the same key on another instance may own it: answer as it will.
             if let key = request.idempotencyKey, let existing = try await sagas.saga(idempotencyKey: key) {
                 return try await replay(existing, for: request)
             }
             Counter(label: "storefront_purchases_total", dimensions: [("outcome", "product_busy")]).increment()
-            throw StorefrontError.productBusy(productId: product.id, retryAfterSeconds: settings.retryAfterSeconds)
+            throw StorefrontError.productBusy(productId: productId, retryAfterSeconds: settings.retryAfterSeconds)
         }
         do {
+            let (product, new) = try await prepareSaga(request)
             let result = try await lockedPurchase(new, product: product, request: request)
-            await releaseLock(product.id, token: token)
+            await releaseLock(productId, token: token)
             return result
         } catch {
-            await releaseLock(product.id, token: token)
+            await releaseLock(productId, token: token)
             throw error
         }
     }

@@ -1,0 +1,53 @@
+import Logging
+import MariaDB
+import StorefrontCore
+import StorefrontMariaDB
+import StorefrontSQLite
+
+/// The database engine chosen by `STOREFRONT_DATABASE_URL`: the embedded SQLite file, or a MariaDB
+/// primary (+ replicas). Both expose the same ports.
+public struct StorefrontDatabase: Sendable {
+    public let products: any ProductStore
+    public let sagas: any SagaStore & OutboxStore
+    public let payments: any PaymentLedger
+    public let health: any HealthCheckable
+    /// Set for the embedded engine.
+    public let sqlite: SQLiteDatabase?
+    /// Set for the MariaDB engine.
+    public let mariadb: MariaDBDatabase?
+
+    /// Opens the engine and applies pending migrations.
+    static func open(_ config: StorefrontConfig, logger: Logger) async throws -> StorefrontDatabase {
+        let url = config.databaseURL
+        if url.hasPrefix("sqlite:") {
+            let db = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: url))
+            try db.migrate()
+            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: db, sqlite: db, mariadb: nil)
+        }
+        if url.hasPrefix("mysql:") || url.hasPrefix("mariadb:") {
+            var settings = MariaDBSettings()
+            settings.poolSize = config.databasePoolSize
+            settings.replicaMaxLagSeconds = config.databaseReplicaMaxLagSeconds
+            let db: MariaDBDatabase
+            do {
+                db = try MariaDBDatabase(url: url, replicaURLs: config.databaseReplicaURLs, settings: settings, logger: logger)
+            } catch let error as MariaDBError {
+                throw ConfigError("STOREFRONT_DATABASE_URL / STOREFRONT_DATABASE_REPLICA_URLS: \(error.message)")
+            }
+            try await db.migrate()
+            await db.checkReplicas()
+            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: db, sqlite: nil, mariadb: db)
+        }
+        throw ConfigError("STOREFRONT_DATABASE_URL must start with sqlite: or mysql:// (got \(url.prefix(8))…)")
+    }
+
+    public func appliedMigrations() async throws -> [String] {
+        if let sqlite { return try sqlite.appliedMigrations() }
+        return try await mariadb?.appliedMigrations() ?? []
+    }
+
+    public func close() async {
+        try? sqlite?.close()
+        await mariadb?.close()
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import MariaDB
+import Metrics
+import StorefrontCore
+import Synchronization
+
+/// Settings of the MariaDB engine.
+public struct MariaDBSettings: Sendable {
+    public var poolSize = 10
+    /// How long a request waits for a pooled connection. Waiting is queueing (a burst is served in order);
+    /// an unreachable primary is reported at once by the connect error, not by this timeout.
+    public var acquireTimeout: Duration = .seconds(10)
+    /// A replica more than this many seconds behind the primary is taken out of read rotation.
+    public var replicaMaxLagSeconds = 5
+    /// Attempts of a write transaction chosen as a deadlock victim (or timed out on a row lock).
+    public var deadlockAttempts = 5
+    /// Seconds clients are told to wait when the database is unreachable.
+    public var retryAfterSeconds = 1
+
+    public init() {}
+}
+
+/// The MariaDB engine: a primary for writes and fresh reads, replicas for product reads.
+///
+/// Routing: `write` and `read(.primary)` go to the primary; `read(.replica)` goes to a replica in rotation
+/// (round robin), else to the primary ("no read replica" is not an outage). A replica that fails a read or
+/// lags more than `replicaMaxLagSeconds` leaves rotation until `checkReplicas` finds it healthy again.
+/// Connectivity failures become `StorefrontError.unavailable` (HTTP 503 + Retry-After), never a hang:
+/// connect and read timeouts and the pool's acquire timeout bound every wait.
+public final class MariaDBDatabase: Sendable, HealthCheckable {
+    public let settings: MariaDBSettings
+    let logger: Logger
+    private let primaryPool: MariaDBPool
+    let replicas: [Replica]
+    private let nextReplica = Atomic<Int>(0)
+    private let deadlockRetries: Counter
+    private let replicaFallbacks: Counter
+
+    /// One replica and whether reads may go to it.
+    final class Replica: Sendable {
+        let pool: MariaDBPool
+        let state = Mutex<(inRotation: Bool, reason: String, lagSeconds: Int?)>((true, "not checked yet", nil))
+        init(pool: MariaDBPool) { self.pool = pool }
+        var inRotation: Bool { state.withLock { $0.inRotation } }
+        var endpoint: String { pool.configuration.endpoint }
+    }
+
+    public init(primary: MariaDBConfiguration, replicas: [MariaDBConfiguration] = [], settings: MariaDBSettings = .init(),
+                executor: MariaDBExecutor = .shared, logger: Logger = Logger(label: "storefront.mariadb")) {
+        self.settings = settings
+        self.logger = logger
+        var pool = MariaDBPoolConfiguration()
+        pool.maxConnections = settings.poolSize
+        pool.acquireTimeout = settings.acquireTimeout
+        primaryPool = MariaDBPool(configuration: primary, pool: pool, executor: executor, logger: logger, label: "primary")
+        self.replicas = replicas.enumerated().map { index, config in
+            Replica(pool: MariaDBPool(configuration: config, pool: pool, executor: executor, logger: logger, label: "replica\(index + 1)"))
+        }
+        deadlockRetries = Counter(label: "storefront_db_deadlock_retries_total")
+        replicaFallbacks = Counter(label: "storefront_db_replica_fallbacks_total")
+    }
+
+    /// `STOREFRONT_DATABASE_URL` + `STOREFRONT_DATABASE_REPLICA_URLS` (comma-separated).
+    public convenience init(url: String, replicaURLs: [String], settings: MariaDBSettings = .init(), logger: Logger = Logger(label: "storefront.mariadb")) throws {
+        self.init(primary: try MariaDBConfiguration(url: url), replicas: try replicaURLs.map { try MariaDBConfiguration(url: $0) },
+                  settings: settings, logger: logger)
+    }
+
+    public var primaryEndpoint: String { primaryPool.configuration.endpoint }
+    public var hasReplicas: Bool { !replicas.isEmpty }
+
+    // MARK: routing
+
+    /// `body` in one transaction on the primary; deadlock victims are retried with bounded, jittered back-off.
+    func write<T: Sendable>(_ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await mapped { try await self.primaryPool.transaction(body) }
+            } catch let error as MariaDBError where error.isRetryable && attempt < settings.deadlockAttempts {
+                deadlockRetries.increment()
+                logger.debug("retrying a transaction", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                let base = 5 << min(attempt - 1, 5)  // 5, 10, 20 … ms
+                try await Task.sleep(for: .milliseconds(base + Int.random(in: 0...base)))
+                attempt += 1
+            }
+        }
+    }
+
+    /// `body` (autocommit) where `consistency` says: a replica in rotation, or the primary.
+    func read<T: Sendable>(_ consistency: ReadConsistency, _ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
+        if consistency == .replica, let replica = pickReplica() {
+            do {
+                return try await replica.pool.session(body)
+            } catch let error as MariaDBError where error.breaksConnection || error.kind == .poolExhausted {
+                takeOutOfRotation(replica, reason: "\(error)")
+                replicaFallbacks.increment()
+            }
+        }
+        return try await mapped { try await self.primaryPool.session(body) }
+    }
+
+    private func pickReplica() -> Replica? {
+        let healthy = replicas.filter(\.inRotation)
+        guard !healthy.isEmpty else { return nil }
+        return healthy[nextReplica.wrappingAdd(1, ordering: .relaxed).oldValue % healthy.count]
+    }
+
+    private func takeOutOfRotation(_ replica: Replica, reason: String) {
+        let was = replica.state.withLock { s in defer { s = (false, reason, s.lagSeconds) }; return s.inRotation }
+        if was { logger.warning("replica out of read rotation", metadata: ["replica": "\(replica.endpoint)", "reason": "\(reason)"]) }
+    }
+
+    /// Connectivity problems (unreachable, lost, no pooled connection, a read-only primary) → 503.
+    private func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as MariaDBError where [.connectFailed, .connectionLost, .poolExhausted, .readOnly].contains(error.kind) {
+            logger.warning("database unavailable", metadata: ["primary": "\(primaryEndpoint)", "error": "\(error)"])
+            throw StorefrontError.unavailable("database", retryAfterSeconds: settings.retryAfterSeconds)
+        }
+    }
+
+    /// Puts replicas in or out of read rotation: running replication threads and at most
+    /// `replicaMaxLagSeconds` behind. Run periodically (the app does, every few seconds).
+    public func checkReplicas() async {
+        for replica in replicas {
+            let verdict: (Bool, String, Int?)
+            do {
+                let status = try await replica.pool.session { s in try s.execute("SHOW SLAVE STATUS").rows.first }
+                if let status {
+                    let io = (try? status.decode("Slave_IO_Running", as: String.self)) ?? "No"
+                    let sql = (try? status.decode("Slave_SQL_Running", as: String.self)) ?? "No"
+                    let lag = (try? status.decode("Seconds_Behind_Master", as: String?.self)).flatMap { $0.flatMap(Int.init) }
+                    if io != "Yes" || sql != "Yes" {
+                        verdict = (false, "replication stopped (io \(io), sql \(sql))", lag)
+                    } else if let lag, lag <= settings.replicaMaxLagSeconds {
+                        verdict = (true, "replicating, \(lag) s behind", lag)
+                    } else {
+                        verdict = (false, "lagging \(lag.map { "\($0) s" } ?? "an unknown time") behind", lag)
+                    }
+                } else {
+                    verdict = (false, "not a replica (no slave status)", nil)
+                }
+            } catch {
+                verdict = (false, "unreachable: \(error)", nil)
+            }
+            let changed = replica.state.withLock { s in
+                defer { s = (verdict.0, verdict.1, verdict.2) }
+                return s.inRotation != verdict.0
+            }
+            if changed {
+                logger.notice(verdict.0 ? "replica back in read rotation" : "replica out of read rotation",
+                              metadata: ["replica": "\(replica.endpoint)", "reason": "\(verdict.1)"])
+            }
+        }
+    }
+
+    /// Replicas and whether each serves reads (for health and tests).
+    public var replicaStatus: [(endpoint: String, inRotation: Bool, reason: String)] {
+        replicas.map { r in r.state.withLock { (r.endpoint, $0.inRotation, $0.reason) } }
+    }
+
+    // MARK: migrations
+
+    /// Applies every migration not yet applied, under an advisory lock so concurrent starts do not race.
+    public func migrate() async throws {
+        try await mapped {
+            try await primaryPool.session { s in
+                let lock = try s.query("SELECT GET_LOCK('storefront_migrate', 60) AS got", [] as [MariaDBValue]).rows.first?.decode("got", as: Int?.self)
+                guard lock == 1 else { throw MariaDBError(kind: .lockWaitTimeout, message: "another server is migrating") }
+                defer { _ = try? s.query("SELECT RELEASE_LOCK('storefront_migrate')", [] as [MariaDBValue]) }
+                try s.execute(MariaDBSchema.bookkeeping)
+                let applied = Set(try s.query("SELECT id FROM schema_migrations", [] as [MariaDBValue]).rows.map { try $0.decode("id", as: String.self) })
+                for migration in MariaDBSchema.migrations where !applied.contains(migration.id) {
+                    for statement in migration.statements { try s.execute(statement) }
+                    _ = try s.query("INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)",
+                                    [migration.id, Millis.from(Date())] as [any MariaDBEncodable])
+                }
+            }
+        }
+    }
+
+    public func appliedMigrations() async throws -> [String] {
+        try await read(.primary) { s in
+            try s.query("SELECT id FROM schema_migrations ORDER BY id", [] as [MariaDBValue]).rows.map { try $0.decode("id") }
+        }
+    }
+
+    // MARK: health, adapters, shutdown
+
+    public var healthName: String { "database" }
+
+    public func checkHealth() async throws {
+        _ = try await read(.primary) { s in try s.query("SELECT 1", [] as [MariaDBValue]) }
+    }
+
+    public var products: MariaDBProductStore { MariaDBProductStore(database: self) }
+    public func sagas(topic: String = SagaEvent.defaultTopic) -> MariaDBSagaStore { MariaDBSagaStore(database: self, topic: topic) }
+    public var payments: MariaDBPaymentLedger { MariaDBPaymentLedger(database: self) }
+
+    public func close() async {
+        await primaryPool.close()
+        for replica in replicas { await replica.pool.close() }
+    }
+}
+
+extension MariaDBRow {
+    /// Column `name` as a date stored in milliseconds.
+    func date(_ name: String) throws -> Date { Millis.date(try decode(name)) }
+}

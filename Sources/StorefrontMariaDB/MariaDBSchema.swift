@@ -1,0 +1,119 @@
+import MariaDB
+
+/// Versioned schema (DESIGN §4), InnoDB + utf8mb4 with binary collation (exact, case-sensitive keys, as on
+/// SQLite). Money is integer minor units; times are integer UTC milliseconds. Every statement is idempotent
+/// (`IF NOT EXISTS`), because MariaDB commits DDL implicitly: a migration interrupted half-way is re-run whole.
+enum MariaDBSchema {
+    static let table = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+    static let migrations: [(id: String, statements: [String])] = [
+        ("001_initial", [
+            """
+            CREATE TABLE IF NOT EXISTS products (
+                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                sku VARCHAR(64) NOT NULL,
+                name VARCHAR(1000) NOT NULL,
+                description TEXT NOT NULL,
+                price_minor BIGINT NOT NULL,
+                currency CHAR(3) NOT NULL,
+                stock BIGINT NOT NULL,
+                reserved BIGINT NOT NULL DEFAULT 0,
+                version BIGINT NOT NULL DEFAULT 1,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE KEY products_sku (sku),
+                CONSTRAINT products_price CHECK (price_minor >= 0),
+                CONSTRAINT products_stock CHECK (stock >= 0),
+                CONSTRAINT products_reserved CHECK (reserved >= 0 AND reserved <= stock)
+            ) \(table)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS sagas (
+                id CHAR(36) NOT NULL PRIMARY KEY,
+                idempotency_key VARCHAR(128) NULL,
+                product_id BIGINT NOT NULL,
+                qty BIGINT NOT NULL,
+                amount_minor BIGINT NOT NULL,
+                currency CHAR(3) NOT NULL,
+                mode VARCHAR(16) NOT NULL,
+                state VARCHAR(32) NOT NULL,
+                order_id BIGINT NULL,
+                payment_ref VARCHAR(128) NULL,
+                attempts INT NOT NULL DEFAULT 0,
+                owner VARCHAR(128) NOT NULL,
+                lease_until BIGINT NOT NULL,
+                failure_code VARCHAR(64) NULL,
+                last_error TEXT NULL,
+                event_seq INT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE KEY sagas_idempotency_key (idempotency_key),
+                KEY sagas_lease (lease_until),
+                CONSTRAINT sagas_product FOREIGN KEY (product_id) REFERENCES products (id),
+                CONSTRAINT sagas_qty CHECK (qty > 0)
+            ) \(table)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS orders (
+                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                saga_id CHAR(36) NOT NULL,
+                product_id BIGINT NOT NULL,
+                qty BIGINT NOT NULL,
+                amount_minor BIGINT NOT NULL,
+                currency CHAR(3) NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE KEY orders_saga (saga_id),
+                CONSTRAINT orders_saga FOREIGN KEY (saga_id) REFERENCES sagas (id),
+                CONSTRAINT orders_product FOREIGN KEY (product_id) REFERENCES products (id)
+            ) \(table)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS saga_steps (
+                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                saga_id CHAR(36) NOT NULL,
+                name VARCHAR(32) NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                detail TEXT NULL,
+                at BIGINT NOT NULL,
+                KEY saga_steps_by_saga (saga_id, id),
+                CONSTRAINT saga_steps_saga FOREIGN KEY (saga_id) REFERENCES sagas (id)
+            ) \(table)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS outbox (
+                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                event_id CHAR(36) NOT NULL,
+                topic VARCHAR(249) NOT NULL,
+                `key` VARCHAR(64) NOT NULL,
+                payload MEDIUMTEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                published_at BIGINT NULL,
+                UNIQUE KEY outbox_event (event_id),
+                KEY outbox_unpublished (published_at, id),
+                KEY outbox_by_key (`key`, id)
+            ) \(table)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS payments (
+                idempotency_key VARCHAR(128) NOT NULL PRIMARY KEY,
+                status VARCHAR(16) NOT NULL,
+                amount_minor BIGINT NOT NULL,
+                currency CHAR(3) NOT NULL,
+                reference VARCHAR(128) NOT NULL,
+                reason TEXT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            ) \(table)
+            """,
+        ]),
+    ]
+
+    static let bookkeeping = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            id VARCHAR(64) NOT NULL PRIMARY KEY,
+            applied_at BIGINT NOT NULL
+        ) \(table)
+        """
+}

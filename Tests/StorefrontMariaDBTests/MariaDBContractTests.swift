@@ -1,0 +1,154 @@
+import Foundation
+import MariaDB
+import StorefrontContracts
+import StorefrontCore
+@testable import StorefrontMariaDB
+import Testing
+
+/// Server URLs from `scripts/test-servers up`; a missing one fails the test (never a silent skip).
+func serverURL(_ variable: String) -> String? {
+    let value = ProcessInfo.processInfo.environment[variable]
+    if value == nil { Issue.record("\(variable) is not set: run the tests through scripts/test (it starts MariaDB)") }
+    return value
+}
+
+/// A migrated database of its own (`storefront_t_…`) on the test primary, reached through the test replica
+/// too. `replicas` overrides the replica URLs (e.g. a dead one).
+func freshMariaDB(primaryVariable: String = "STOREFRONT_TEST_MARIADB_URL", replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL",
+                  replicas: [String]? = nil, settings: MariaDBSettings = .init()) async throws -> MariaDBDatabase? {
+    guard let primaryURL = serverURL(primaryVariable), let replicaURL = serverURL(replicaVariable) else { return nil }
+    let name = "storefront_t_\(UUID().uuidString.prefix(8).lowercased())"
+    var primary = try MariaDBConfiguration(url: primaryURL)
+    let admin = try await MariaDBConnection.connect(primary)
+    _ = try await admin.withSession { try $0.execute("CREATE DATABASE \(name)") }
+    await admin.close()
+    primary.database = name
+    let replicaConfigs = try (replicas ?? [replicaURL]).map { url -> MariaDBConfiguration in
+        var c = try MariaDBConfiguration(url: url)
+        c.database = name
+        c.connectTimeout = .seconds(2)
+        return c
+    }
+    let database = MariaDBDatabase(primary: primary, replicas: replicaConfigs, settings: settings)
+    try await database.migrate()
+    return database
+}
+
+@Suite("MariaDB adapters (real primary + replica)")
+struct MariaDBContractTests {
+    @Test func productStoreContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await ProductStoreContract.run(db.products)
+        await db.close()
+    }
+
+    @Test func sagaStoreContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await SagaStoreContract.run(products: db.products, sagas: db.sagas())
+        await db.close()
+    }
+
+    @Test func paymentLedgerContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await PaymentLedgerContract.run(db.payments)
+        await db.close()
+    }
+
+    @Test func migrationsAreVersionedAndIdempotent() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await db.migrate()
+        // Concurrent starts: the advisory lock serializes them, nothing is applied twice.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 { group.addTask { try await db.migrate() } }
+            try await group.waitForAll()
+        }
+        #expect(try await db.appliedMigrations() == ["001_initial"])
+        try await db.checkHealth()
+        await db.close()
+    }
+
+    /// The schema itself refuses reserved > stock and negative stock: the last line of defence.
+    @Test func databaseRejectsImpossibleStock() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let p = try await db.products.create(ProductStoreContract.mug(stock: 1), now: Date())
+        await #expect(throws: MariaDBError.self) {
+            try await db.write { s in try s.query("UPDATE products SET reserved = stock + 1 WHERE id = ?", [p.id]) }
+        }
+        await #expect(throws: MariaDBError.self) {
+            try await db.write { s in try s.query("UPDATE products SET stock = -1 WHERE id = ?", [p.id]) }
+        }
+        #expect(try await db.products.product(id: p.id, consistency: .primary)?.available == 1)
+        await db.close()
+    }
+
+    /// A product written on the primary is read back through the replica path once replicated; reads at
+    /// `.primary` see it at once.
+    @Test func replicaReadsSeeWhatThePrimaryWrote() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        await db.checkReplicas()
+        #expect(db.replicaStatus.map(\.inRotation) == [true], "\(db.replicaStatus)")
+        let p = try await db.products.create(ProductStoreContract.mug("replicated", stock: 7), now: Date())
+        #expect(try await db.products.product(id: p.id, consistency: .primary)?.sku == "replicated")
+        var seen: Product?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while seen == nil, ContinuousClock.now < deadline {
+            seen = try await db.products.product(id: p.id, consistency: .replica)
+            if seen == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(seen?.available == 7)
+        // And it really came from the replica: the replica has the row, and refuses writes.
+        let replica = try await MariaDBConnection.connect(db.replicas[0].pool.configuration)
+        #expect(try await replica.query("SELECT COUNT(*) AS n FROM products WHERE id = ?", [p.id]).rows[0].decode("n") == 1)
+        let refused = await #expect(throws: MariaDBError.self) { try await replica.query("DELETE FROM products") }
+        #expect(refused?.kind == .readOnly)
+        await replica.close()
+        await db.close()
+    }
+
+    /// A replica that is down: the first read falls back to the primary and takes it out of rotation;
+    /// nothing fails. With no replica at all, the primary serves reads.
+    @Test func aStoppedReplicaIsBypassed() async throws {
+        guard let db = try await freshMariaDB(replicas: ["mysql://app:apppass@127.0.0.1:1/storefront"]) else { return }
+        let p = try await db.products.create(ProductStoreContract.mug("bypass", stock: 3), now: Date())
+        #expect(try await db.products.product(id: p.id, consistency: .replica)?.sku == "bypass")
+        #expect(db.replicaStatus.map(\.inRotation) == [false])
+        #expect(try await db.products.products(after: nil, limit: 10, consistency: .replica).items.count == 1)
+        await db.checkReplicas()
+        #expect(db.replicaStatus.first?.reason.hasPrefix("unreachable") == true)
+        await db.close()
+
+        guard let alone = try await freshMariaDB(replicas: []) else { return }
+        let q = try await alone.products.create(ProductStoreContract.mug("alone", stock: 3), now: Date())
+        #expect(try await alone.products.product(id: q.id, consistency: .replica)?.sku == "alone")
+        await alone.close()
+    }
+
+    /// Writes that collide on one row: every one lands (deadlock victims and lock waits are retried).
+    @Test func hotRowWritesAllLand() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let p = try await db.products.create(ProductStoreContract.mug("hot", stock: 0), now: Date())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<100 { group.addTask { _ = try await db.products.restock(id: p.id, qty: 1, now: Date()) } }
+            try await group.waitForAll()
+        }
+        let after = try await db.products.product(id: p.id, consistency: .primary)
+        #expect(after?.stock == 100)
+        #expect(after?.version == 101)
+        await db.close()
+    }
+
+    /// The primary unreachable: writes fail fast with `unavailable` (503 + Retry-After), not a hang.
+    @Test func anUnreachablePrimaryIsUnavailableFast() async throws {
+        var settings = MariaDBSettings()
+        settings.acquireTimeout = .seconds(1)
+        let db = MariaDBDatabase(primary: try MariaDBConfiguration(url: "mysql://app:apppass@127.0.0.1:1/storefront"), settings: settings)
+        let started = ContinuousClock.now
+        let error = await #expect(throws: StorefrontError.self) {
+            try await db.products.create(ProductStoreContract.mug("x", stock: 1), now: Date())
+        }
+        #expect(error == .unavailable("database", retryAfterSeconds: 1))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await #expect(throws: StorefrontError.self) { try await db.checkHealth() }
+        await db.close()
+    }
+}
