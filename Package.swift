@@ -147,6 +147,8 @@ let package = Package(
             dependencies: [
                 "StorefrontCore",
                 "StorefrontApp",
+                "StorefrontMariaDB",
+                "MariaDB",
                 "RedisClient",
                 "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

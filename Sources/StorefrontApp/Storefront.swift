@@ -104,9 +104,9 @@ public struct Storefront: Sendable {
             BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
             BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
         if let mariadb = database.mariadb, mariadb.hasReplicas {
-            app.addServices(BackgroundLoop(name: "replica monitor") { [config] in
+            app.addServices(BackgroundLoop(name: "database monitor") { [config] in
                 while !Task.isCancelled {
-                    await mariadb.checkReplicas()
+                    await mariadb.monitor()
                     try? await Task.sleep(for: .seconds(config.databaseCheckSeconds))
                 }
             })

@@ -28,12 +28,17 @@ public struct StorefrontDatabase: Sendable {
             var settings = MariaDBSettings()
             settings.poolSize = config.databasePoolSize
             settings.replicaMaxLagSeconds = config.databaseReplicaMaxLagSeconds
+            if config.databaseAutoPromoteSeconds > 0, let user = config.databaseAdminUser {
+                settings.autoPromoteAfter = .seconds(config.databaseAutoPromoteSeconds)
+                settings.admin = (user, config.databaseAdminPassword)
+            }
             let db: MariaDBDatabase
             do {
                 db = try MariaDBDatabase(url: url, replicaURLs: config.databaseReplicaURLs, settings: settings, logger: logger)
             } catch let error as MariaDBError {
                 throw ConfigError("STOREFRONT_DATABASE_URL / STOREFRONT_DATABASE_REPLICA_URLS: \(error.message)")
             }
+            await db.discoverPrimary()  // after a failover the configured primary may no longer be the primary
             try await db.migrate()
             await db.checkReplicas()
             return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: db, sqlite: nil, mariadb: db)

@@ -17,6 +17,11 @@ public struct MariaDBSettings: Sendable {
     public var deadlockAttempts = 5
     /// Seconds clients are told to wait when the database is unreachable.
     public var retryAfterSeconds = 1
+    /// Opt-in automatic promotion: after the primary was unreachable this long, promote the first configured
+    /// replica (needs `admin`). nil = only `storefront db promote` promotes.
+    public var autoPromoteAfter: Duration?
+    /// The operations account (replication and read_only administration) for automatic promotion.
+    public var admin: (user: String, password: String?)?
 
     public init() {}
 }
@@ -28,16 +33,26 @@ public struct MariaDBSettings: Sendable {
 /// lags more than `replicaMaxLagSeconds` leaves rotation until `checkReplicas` finds it healthy again.
 /// Connectivity failures become `StorefrontError.unavailable` (HTTP 503 + Retry-After), never a hang:
 /// connect and read timeouts and the pool's acquire timeout bound every wait.
+///
+/// Failover: every configured server (primary and replicas) is a node. When the primary fails or turns
+/// read-only, the engine looks for the one writable node (`@@read_only = 0`) and makes it the primary — after
+/// `storefront db promote`, every app server switches without a restart. Two writable nodes are never
+/// guessed between: writes keep failing (503) until an operator fences one.
 public final class MariaDBDatabase: Sendable, HealthCheckable {
     public let settings: MariaDBSettings
     let logger: Logger
-    private let primaryPool: MariaDBPool
-    let replicas: [Replica]
+    /// One pool per configured server, for the engine's lifetime; index 0 is the configured primary.
+    let nodes: [Replica]
+    private let topology: Mutex<(primary: Int, generation: Int)>
     private let nextReplica = Atomic<Int>(0)
+    private let discovering = Atomic<Bool>(false)
+    private let lastDiscovery = Mutex<ContinuousClock.Instant?>(nil)
     private let deadlockRetries: Counter
     private let replicaFallbacks: Counter
+    private let primarySwitches: Counter
+    private let primaryDownSince = Mutex<ContinuousClock.Instant?>(nil)
 
-    /// One replica and whether reads may go to it.
+    /// One server and, when it is a replica, whether reads may go to it.
     final class Replica: Sendable {
         let pool: MariaDBPool
         let state = Mutex<(inRotation: Bool, reason: String, lagSeconds: Int?)>((true, "not checked yet", nil))
@@ -53,12 +68,13 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         var pool = MariaDBPoolConfiguration()
         pool.maxConnections = settings.poolSize
         pool.acquireTimeout = settings.acquireTimeout
-        primaryPool = MariaDBPool(configuration: primary, pool: pool, executor: executor, logger: logger, label: "primary")
-        self.replicas = replicas.enumerated().map { index, config in
-            Replica(pool: MariaDBPool(configuration: config, pool: pool, executor: executor, logger: logger, label: "replica\(index + 1)"))
+        nodes = ([primary] + replicas).enumerated().map { index, config in
+            Replica(pool: MariaDBPool(configuration: config, pool: pool, executor: executor, logger: logger, label: "node\(index)"))
         }
+        topology = Mutex((0, 0))
         deadlockRetries = Counter(label: "storefront_db_deadlock_retries_total")
         replicaFallbacks = Counter(label: "storefront_db_replica_fallbacks_total")
+        primarySwitches = Counter(label: "storefront_db_primary_switches_total")
     }
 
     /// `STOREFRONT_DATABASE_URL` + `STOREFRONT_DATABASE_REPLICA_URLS` (comma-separated).
@@ -67,8 +83,17 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
                   settings: settings, logger: logger)
     }
 
+    var primaryPool: MariaDBPool { nodes[topology.withLock { $0.primary }].pool }
+    /// The servers that are not the primary now.
+    var replicas: [Replica] {
+        let primary = topology.withLock { $0.primary }
+        return nodes.enumerated().filter { $0.offset != primary }.map(\.element)
+    }
+
     public var primaryEndpoint: String { primaryPool.configuration.endpoint }
-    public var hasReplicas: Bool { !replicas.isEmpty }
+    public var hasReplicas: Bool { nodes.count > 1 }
+    /// How many times this engine switched to another primary.
+    public var primaryGeneration: Int { topology.withLock { $0.generation } }
 
     // MARK: routing
 
@@ -112,13 +137,103 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         if was { logger.warning("replica out of read rotation", metadata: ["replica": "\(replica.endpoint)", "reason": "\(reason)"]) }
     }
 
-    /// Connectivity problems (unreachable, lost, no pooled connection, a read-only primary) → 503.
+    /// Connectivity problems (unreachable, lost, no pooled connection, a read-only primary) → 503. A primary
+    /// that is gone or read-only also starts a search for the new one (in the background).
     private func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as MariaDBError where [.connectFailed, .connectionLost, .poolExhausted, .readOnly].contains(error.kind) {
             logger.warning("database unavailable", metadata: ["primary": "\(primaryEndpoint)", "error": "\(error)"])
+            if error.kind != .poolExhausted, hasReplicas { Task { await self.discoverPrimary() } }
+            if error.kind == .connectFailed || error.kind == .connectionLost {
+                primaryDownSince.withLock { if $0 == nil { $0 = .now } }
+            }
             throw StorefrontError.unavailable("database", retryAfterSeconds: settings.retryAfterSeconds)
+        }
+    }
+
+    /// Finds the writable server and makes it the primary. At most one search runs at a time, at most one a
+    /// second. Returns true if the primary changed.
+    @discardableResult
+    public func discoverPrimary() async -> Bool {
+        guard !discovering.exchange(true, ordering: .acquiring) else { return false }
+        defer { discovering.store(false, ordering: .releasing) }
+        let recent = lastDiscovery.withLock { last in
+            if let last, ContinuousClock.now - last < .seconds(1) { return true }
+            last = .now
+            return false
+        }
+        guard !recent else { return false }
+        let writable = await withTaskGroup(of: (Int, Bool?).self) { group in
+            for (index, node) in nodes.enumerated() {
+                group.addTask {
+                    let readOnly = try? await node.pool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }
+                    return (index, readOnly.flatMap { $0 }.map { $0 == 0 })
+                }
+            }
+            var writable: [Int] = []
+            for await (index, isWritable) in group where isWritable == true { writable.append(index) }
+            return writable.sorted()
+        }
+        let current = topology.withLock { $0.primary }
+        guard writable.count == 1, let next = writable.first else {
+            if writable.count > 1 {
+                logger.critical("more than one writable database server: not choosing; fence the old primary (storefront db fence)",
+                                metadata: ["writable": "\(writable.map { nodes[$0].endpoint })"])
+            }
+            return false
+        }
+        guard next != current else { return false }
+        topology.withLock { $0 = (next, $0.generation + 1) }
+        for node in replicas { node.state.withLock { $0 = (false, "not checked since the primary changed", nil) } }
+        primarySwitches.increment()
+        logger.notice("database primary switched", metadata: ["from": "\(nodes[current].endpoint)", "to": "\(nodes[next].endpoint)"])
+        return true
+    }
+
+    /// Checks the primary (gone or read-only → look for the new one; gone long enough and automatic
+    /// promotion on → promote) and the replicas' rotation.
+    public func monitor() async {
+        if hasReplicas {
+            let primaryOK = (try? await primaryPool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }) == 0
+            let downFor: Duration? = primaryDownSince.withLock { since in
+                if primaryOK { since = nil; return nil }
+                if since == nil { since = .now }
+                return ContinuousClock.now - since!
+            }
+            if !primaryOK, !(await discoverPrimary()), let after = settings.autoPromoteAfter, let downFor, downFor >= after {
+                await autoPromote()
+            }
+        }
+        await checkReplicas()
+    }
+
+    /// Automatic promotion with a single elected leader: the candidate is always the first configured replica
+    /// (never another one, so two servers cannot pick two different replicas), and only the server holding
+    /// the named lock `storefront_promotion` on that candidate promotes, after checking again that no server
+    /// is writable. The others find the new primary by discovery.
+    func autoPromote() async {
+        guard let admin = settings.admin, nodes.count > 1 else { return }
+        let operations = MariaDBOperations(nodes: nodes.map(\.pool.configuration), adminUser: admin.user, adminPassword: admin.password, logger: logger)
+        let candidate = operations.nodes[1]
+        do {
+            let lock = try await MariaDBConnection.connect(candidate)
+            defer { Task { await lock.close() } }
+            let got = try await lock.withSession { s in try s.query("SELECT GET_LOCK('storefront_promotion', 0) AS got").first?.decode("got", as: Int?.self) }
+            guard got == 1 else { return }
+            let writable = await operations.status().filter { $0.reachable && $0.readOnly == false }
+            guard writable.isEmpty else {
+                logger.notice("automatic promotion not needed: a writable server exists", metadata: ["writable": "\(writable.map(\.endpoint))"])
+                return
+            }
+            logger.warning("primary unreachable: promoting automatically", metadata: ["candidate": "\(candidate.host):\(candidate.port)"])
+            let promotion = try await operations.promote(candidate)
+            logger.notice("automatic promotion done", metadata: ["promoted": "\(promotion.promoted)", "gtid": "\(promotion.gtidPosition)"])
+            _ = try? await lock.withSession { s in try s.query("SELECT RELEASE_LOCK('storefront_promotion')") }
+            lastDiscovery.withLock { $0 = nil }
+            await discoverPrimary()
+        } catch {
+            logger.error("automatic promotion failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -12,6 +12,9 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var databasePoolSize = 10
     public var databaseReplicaMaxLagSeconds = 5
     public var databaseCheckSeconds = 2
+    public var databaseAutoPromoteSeconds = 0
+    public var databaseAdminUser: String?
+    public var databaseAdminPassword: String?
     public var redisURL: String?
     public var redisConnections = 4
     public var redisTimeoutMilliseconds = 2000
@@ -52,6 +55,9 @@ public struct StorefrontConfig: Sendable, Equatable {
         ("STOREFRONT_DATABASE_POOL_SIZE", "connections per MariaDB server (default 10)"),
         ("STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS", "a replica further behind leaves read rotation (default 5)"),
         ("STOREFRONT_DATABASE_CHECK_SECONDS", "how often replicas' lag and the primary are checked (default 2)"),
+        ("STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS", "promote the first replica automatically after the primary was unreachable this long; 0 = off (default)"),
+        ("STOREFRONT_DATABASE_ADMIN_USER", "operations account for storefront db promote/fence and automatic promotion"),
+        ("STOREFRONT_DATABASE_ADMIN_PASSWORD", "its password"),
         ("STOREFRONT_REDIS_URL", "redis://… for the Redis engine; empty = in-process cache, lock and counter"),
         ("STOREFRONT_REDIS_CONNECTIONS", "multiplexed connections per Redis node (default 4)"),
         ("STOREFRONT_REDIS_TIMEOUT_MS", "deadline of one Redis command and of connecting (default 2000)"),
@@ -135,6 +141,9 @@ public struct StorefrontConfig: Sendable, Equatable {
         if let v = try int("STOREFRONT_DATABASE_POOL_SIZE", 1...500) { databasePoolSize = v }
         if let v = try int("STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS", 0...86_400) { databaseReplicaMaxLagSeconds = v }
         if let v = try int("STOREFRONT_DATABASE_CHECK_SECONDS", 1...3_600) { databaseCheckSeconds = v }
+        if let v = try int("STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS", 0...86_400) { databaseAutoPromoteSeconds = v }
+        databaseAdminUser = string("STOREFRONT_DATABASE_ADMIN_USER")
+        databaseAdminPassword = string("STOREFRONT_DATABASE_ADMIN_PASSWORD")
         redisURL = string("STOREFRONT_REDIS_URL")
         if let v = try int("STOREFRONT_REDIS_CONNECTIONS", 1...256) { redisConnections = v }
         if let v = try int("STOREFRONT_REDIS_TIMEOUT_MS", 10...60_000) { redisTimeoutMilliseconds = v }
@@ -163,6 +172,9 @@ public struct StorefrontConfig: Sendable, Equatable {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(v.lowercased()) else { throw ConfigError("STOREFRONT_LOG_LEVEL must be one of \(levels.joined(separator: ", "))") }
             logLevel = v.lowercased()
+        }
+        guard databaseAutoPromoteSeconds == 0 || databaseAdminUser != nil else {
+            throw ConfigError("STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS needs STOREFRONT_DATABASE_ADMIN_USER (the operations account)")
         }
         guard paymentFailureRate + paymentDeclineRate <= 1 else {
             throw ConfigError("STOREFRONT_PAYMENT_FAILURE_RATE + STOREFRONT_PAYMENT_DECLINE_RATE must not exceed 1")
