@@ -1,10 +1,15 @@
 import ArgumentParser
 import Foundation
+import Logging
+import MariaDB
 import RedisClient
+import StorefrontApp
+import StorefrontCore
+import Synchronization
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks against a baseline measured in the same run.", subcommands: [RedisBench.self])
+        abstract: "Benchmarks against a baseline measured in the same run.", subcommands: [RedisBench.self, MariaDBBench.self])
 }
 
 /// `storefront bench redis`: this client vs `redis-benchmark` on the same server, same concurrency.
@@ -69,4 +74,119 @@ struct RedisBench: AsyncParsableCommand {
         }
         return rates
     }
+}
+
+/// `storefront bench mariadb`: confirmed purchases/s through the whole saga write path (begin, reserve,
+/// order, payment, confirm: one transaction each, outbox included) vs MariaDB's own hot-row ceiling measured by
+/// `mariadb-slap` on the same server in the same run.
+struct MariaDBBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mariadb",
+        abstract: "Saga write path (purchases/s, one hot product and 1000 products) vs mariadb-slap's hot-row update rate.")
+
+    @Option(help: "MariaDB primary (mysql://user:pass@host:port/db; the user needs CREATE on storefront_bench_*).")
+    var url = "mysql://app:apppass@127.0.0.1:3306/storefront"
+    @Option(help: "Purchases per test.") var purchases = 2000
+    @Option(help: "Concurrent purchases (and mariadb-slap clients).") var concurrency = 16
+
+    func run() async throws {
+        let base = try MariaDBConfiguration(url: url)
+        let slapPerSecond = try slap(base)
+        print("mariadb bench: \(purchases) purchases per test, concurrency \(concurrency), server \(base.host):\(base.port)")
+        print("baseline: mariadb-slap hot-row UPDATE (autocommit) \(String(format: "%.0f", slapPerSecond)) transactions/s")
+        print("test".padding(toLength: 30, withPad: " ", startingAt: 0) + "purchases/s   transactions/s   ratio to baseline (transactions)")
+        for mode in [PurchaseMode.atomic, .lock] {
+            for distinct in [1, 1000] {
+                let rate = try await measure(base, mode: mode, products: distinct)
+                // A confirmed purchase is 5 write transactions (begin, reserve, order, payment, confirm).
+                let transactions = rate * 5
+                let name = "\(mode.rawValue), \(distinct == 1 ? "1 hot product" : "\(distinct) products")"
+                print(name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%11.0f", rate)
+                      + String(format: "%17.0f", transactions) + String(format: "   %.2f", transactions / slapPerSecond))
+            }
+        }
+    }
+
+    /// A throw-away database, a Storefront on it (in-process lock and counter: only the database is measured).
+    private func measure(_ base: MariaDBConfiguration, mode: PurchaseMode, products: Int) async throws -> Double {
+        var admin = base
+        admin.database = nil
+        let name = "storefront_bench_\(UUID().uuidString.prefix(8).lowercased())"
+        let connection = try await MariaDBConnection.connect(admin)
+        _ = try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
+        var config = StorefrontConfig(instanceID: "bench")
+        var components = URLComponents(string: url)!
+        components.path = "/" + name
+        config.databaseURL = components.string!
+        config.purchaseMode = mode
+        config.lockWaitMilliseconds = 10_000
+        config.databasePoolSize = concurrency
+        config.logLevel = "error"
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let storefront = try await Storefront(config: config, logger: logger)
+        var ids: [Int64] = []
+        for n in 0..<products {
+            let p = try await storefront.database.products.create(
+                NewProduct(sku: "b-\(n)", name: "Bench \(n)", description: "", priceMinor: 100, currency: "USD", stock: Int64(purchases)), now: Date())
+            ids.append(p.id)
+        }
+        let purchaseService = storefront.services.purchases
+        let tickets = Tickets()
+        let productIDs = ids
+        let purchases = self.purchases
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var confirmed = 0
+                    while true {
+                        let n = tickets.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard n < purchases else { return confirmed }
+                        _ = try await purchaseService.purchase(PurchaseRequest(productId: productIDs[n % productIDs.count], qty: 1))
+                        confirmed += 1
+                    }
+                }
+            }
+            var total = 0
+            for try await c in group { total += c }
+            guard total == purchases else { throw ValidationError("only \(total) of \(purchases) purchases confirmed") }
+        }
+        let elapsed = ContinuousClock.now - started
+        await storefront.shutdown()
+        _ = try await connection.withSession { try $0.execute("DROP DATABASE \(name)") }
+        await connection.close()
+        return Double(purchases) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+
+    /// mariadb-slap: `concurrency` clients updating one row (autocommit), `purchases * 5` updates in all.
+    private func slap(_ base: MariaDBConfiguration) throws -> Double {
+        let queries = purchases * 5
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["mariadb-slap", "--no-defaults", "-h", base.host, "-P", String(base.port), "-u", base.user,
+                         "--create-schema=storefront_bench_slap", "--concurrency=\(concurrency)", "--iterations=1",
+                         "--number-of-queries=\(queries)",
+                         "--create=CREATE TABLE hot (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB; INSERT INTO hot VALUES (1, 0)",
+                         "--query=UPDATE hot SET n = n + 1 WHERE id = 1"]
+        if let password = base.password { arguments.append("--password=\(password)") }
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0,
+              let line = text.split(separator: "\n").first(where: { $0.contains("Average number of seconds to run all queries") }),
+              let seconds = Double(line.split(separator: ":").last?.split(separator: " ").first ?? "")
+        else { throw ValidationError("mariadb-slap failed (is mariadb-client installed?): \(text.prefix(300))") }
+        return Double(queries) / max(seconds, 0.001)
+    }
+}
+
+/// Hands out purchase numbers to the benchmark's workers.
+final class Tickets: Sendable {
+    let next = Atomic<Int>(0)
 }

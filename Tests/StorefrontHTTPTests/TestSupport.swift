@@ -166,3 +166,8 @@ extension Storefront {
         }
     }
 }
+
+/// The stampedes and the failover drills, one at a time: each saturates this 2-core machine on its own, and
+/// a drill's recovery times mean nothing while a stampede runs next to it.
+@Suite("Load and failover drills (one at a time)", .serialized)
+struct LoadDrills {}

@@ -1,0 +1,165 @@
+import Foundation
+import HummingbirdTesting
+import MariaDB
+import StorefrontApp
+import StorefrontCore
+@testable import StorefrontMariaDB
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension LoadDrills {
+    /// Drill on the "drill" MariaDB pair: SIGKILL the primary while purchases run, promote the replica (the
+    /// code behind `storefront db promote`), and check that purchases resume against the new primary without a
+    /// restart, no confirmed order is lost, stock is conserved, every saga ends, and the old primary comes back
+    /// fenced (read-only) until it is re-attached as a replica.
+    @Suite("MariaDB primary failover drill", .serialized)
+    struct MariaDBFailoverTests {
+        static func environment(_ name: String) throws -> String {
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+                Issue.record("\(name) is not set: run the tests with scripts/test (it starts the drill MariaDB pair)")
+                throw MariaDBError(kind: .other, message: "no drill pair")
+            }
+            return value
+        }
+
+        @Test func primaryKilledDuringAPurchaseLoop() async throws {
+            let dir = try Self.environment("STOREFRONT_TEST_MARIADB_DRILL_DIR")
+            let (primaryURL, replicaURLs) = try await freshMariaDBURLs(primary: "STOREFRONT_TEST_MARIADB_DRILL_URL", replica: "STOREFRONT_TEST_MARIADB_DRILL_REPLICA_URL")
+            let storefront = try await makeStorefront {
+                $0.databaseURL = primaryURL
+                $0.databaseReplicaURLs = replicaURLs
+                $0.sagaLeaseSeconds = 2
+                $0.recoveryIntervalSeconds = 1
+                $0.databaseCheckSeconds = 1
+            }
+            let mariadb = try #require(storefront.database.mariadb)
+            let primary = try MariaDBConfiguration(url: primaryURL)
+            let replica = try MariaDBConfiguration(url: replicaURLs[0])
+            let operations = MariaDBOperations(nodes: [primary, replica], adminUser: "ops", adminPassword: "opspass")
+            let workers = 4, perWorker = 25, killAfter = 30
+            let progress = DrillProgress()
+            let confirmedKeys = KeyLog()
+
+            let (id, outcomes) = try await storefront.test { client in
+                let id = try await client.createProduct(stock: 1000)
+                let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
+                    for w in 0..<workers {
+                        group.addTask {
+                            var results: [String] = []
+                            for i in 0..<perWorker {
+                                // A client that retries 503/busy with the same Idempotency-Key, for at most 60 s.
+                                let key = "db-drill-\(w)-\(i)"
+                                let deadline = ContinuousClock.now + .seconds(60)
+                                var reply = try await client.purchase(id, qty: 1, key: key)
+                                while reply.status != .created, ContinuousClock.now < deadline,
+                                      reply.error == "service_unavailable" || reply.error == "product_busy" {
+                                    try await Task.sleep(for: .milliseconds(100))
+                                    reply = try await client.purchase(id, qty: 1, key: key)
+                                }
+                                results.append(reply.status == .created ? "confirmed" : reply.error ?? "\(reply.status.code)")
+                                if reply.status == .created {
+                                    progress.noteSuccess()
+                                    confirmedKeys.keys.withLock { $0.append(key) }
+                                }
+                                if progress.done.add(1, ordering: .relaxed).newValue == killAfter {
+                                    try Self.kill(pidFile: "\(dir)/primary.pid")
+                                    progress.killed.withLock { $0 = (primary.port, .now) }
+                                    // The operator (or automatic mode) promotes the replica.
+                                    let promotion = try await operations.promote(replica)
+                                    print("[measure] mariadb failover: promoted \(promotion.promoted) at \(promotion.gtidPosition), \(ContinuousClock.now - progress.killed.withLock { $0! }.at) after the kill")
+                                }
+                            }
+                            return results
+                        }
+                    }
+                    var all: [String] = []
+                    for try await r in group { all += r }
+                    return all
+                }
+                return (id, outcomes)
+            }
+            let victim = try #require(progress.killed.withLock { $0 })
+            let resumed = progress.firstSuccessAfterKill.withLock { $0 }.map { $0 - victim.at }
+            print("[measure] mariadb failover purchases=\(outcomes.count) confirmed=\(outcomes.filter { $0 == "confirmed" }.count) firstPurchaseAfterKill=\(resumed.map { "\($0)" } ?? "none") primarySwitches=\(mariadb.primaryGeneration)")
+            #expect(outcomes.count == workers * perWorker)
+            #expect(outcomes.allSatisfy { $0 == "confirmed" }, "\(Dictionary(grouping: outcomes, by: { $0 }).mapValues(\.count))")
+            #expect(mariadb.primaryEndpoint.hasPrefix("\(replica.host):\(replica.port)"), "the app switched to the promoted replica by itself")
+
+            // Invariants, by SQL on the new primary: every purchase the clients saw confirmed is there, confirmed.
+            var settle = ContinuousClock.now + .seconds(20)
+            while try await storefront.services.sagas.countUnfinished() > 0, ContinuousClock.now < settle {
+                _ = try? await storefront.recovery.recoverOnce()
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let keys = confirmedKeys.keys.withLock { $0 }
+            let row = try await mariadb.read(.primary) { s in
+                try s.query("""
+                    SELECT p.stock, p.reserved,
+                        (SELECT COALESCE(SUM(qty), 0) FROM orders WHERE product_id = p.id AND status = 'CONFIRMED') AS sold,
+                        (SELECT COUNT(*) FROM sagas WHERE state NOT IN ('CONFIRMED', 'COMPENSATED', 'FAILED')) AS unfinished,
+                        (SELECT COUNT(*) FROM sagas s JOIN orders o ON o.saga_id = s.id
+                            WHERE s.idempotency_key LIKE 'db-drill-%' AND s.state = 'CONFIRMED' AND o.status = 'CONFIRMED') AS confirmed,
+                        (SELECT COUNT(*) FROM payments WHERE status = 'CHARGED') AS charged
+                    FROM products p WHERE p.id = ?
+                    """, [id]).rows[0]
+            }
+            let (stock, reserved, sold): (Int64, Int64, Int64) = (try row.decode("stock"), try row.decode("reserved"), try row.decode("sold"))
+            #expect(try row.decode("confirmed", as: Int.self) == keys.count, "no confirmed order lost")
+            #expect(stock + sold == 1000, "stock conserved")
+            #expect(sold == Int64(keys.count))
+            #expect(reserved == 0)
+            #expect(try row.decode("unfinished", as: Int.self) == 0, "every saga terminal")
+            #expect(try row.decode("charged", as: Int.self) == keys.count, "one charge per confirmed order")
+
+            // The old primary restarts read-only: fenced. The app keeps writing to the new primary.
+            try await Self.restartOldPrimary(dir: dir)
+            var onOld = primary
+            onOld.database = nil
+            let old = try await MariaDBConnection.connect(onOld)
+            let refused = await #expect(throws: MariaDBError.self) { try await old.query("CREATE DATABASE storefront_fenced_probe") }
+            #expect(refused?.kind == .readOnly, "the old primary is fenced")
+            await old.close()
+            await mariadb.monitor()
+            #expect(mariadb.primaryEndpoint.hasPrefix("\(replica.host):\(replica.port)"), "a fenced old primary is not chosen")
+            let after = try await storefront.test { client in try await client.purchase(id, qty: 1, key: "db-drill-after") }
+            #expect(after.status == .created)
+
+            // Re-attached as a replica of the new primary, it catches up.
+            try await operations.attach(primary, to: replica, replicationUser: "repl", replicationPassword: "replpass")
+            settle = ContinuousClock.now + .seconds(20)
+            var caughtUp = false
+            while !caughtUp, ContinuousClock.now < settle {
+                let statuses = await operations.status()
+                caughtUp = statuses[0].role == "replica" && statuses[0].replicationRunning == true && statuses[0].gtidPosition == statuses[1].gtidPosition
+                if !caughtUp { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            let finalStatus = await operations.status()
+            #expect(caughtUp, "\(finalStatus)")
+        }
+
+        static func kill(pidFile: String) throws {
+            let pidText = try String(contentsOfFile: pidFile, encoding: .utf8)
+            let pid = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(Glibc.kill(pid, SIGKILL) == 0)
+        }
+
+        /// `scripts/mariadb-pair start drill primary` (the same flags: read_only=ON at start).
+        static func restartOldPrimary(dir: String) async throws {
+            let root = URL(fileURLWithPath: dir).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            // system(3) on a dispatch thread: it blocks, and the cooperative pool must not.
+            let command = "cd '\(root.path)' && scripts/mariadb-pair start drill primary"
+            let status = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: system(command)) }
+            }
+            #expect(status == 0, "the old primary restarted")
+        }
+    }
+}
+
+/// Keys of the purchases clients saw confirmed.
+final class KeyLog: Sendable {
+    let keys = Mutex<[String]>([])
+}
