@@ -98,8 +98,9 @@ struct MariaDBBench: AsyncParsableCommand {
         for mode in [PurchaseMode.atomic, .lock] {
             for distinct in [1, 1000] {
                 let rate = try await measure(base, mode: mode, products: distinct)
-                // A confirmed purchase is 5 write transactions (begin, reserve, order, payment, confirm).
-                let transactions = rate * 5
+                // A confirmed purchase is 6 write transactions: begin, reserve, order, the (simulated) provider's
+                // ledger entry, payment recorded, confirm — each with its outbox rows.
+                let transactions = rate * 6
                 let name = "\(mode.rawValue), \(distinct == 1 ? "1 hot product" : "\(distinct) products")"
                 print(name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%11.0f", rate)
                       + String(format: "%17.0f", transactions) + String(format: "   %.2f", transactions / slapPerSecond))
@@ -159,13 +160,13 @@ struct MariaDBBench: AsyncParsableCommand {
         return Double(purchases) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    /// mariadb-slap: `concurrency` clients updating one row (autocommit), `purchases * 5` updates in all.
+    /// mariadb-slap: `concurrency` clients updating one row (autocommit), `purchases * 6` updates in all.
     private func slap(_ base: MariaDBConfiguration) throws -> Double {
-        let queries = purchases * 5
+        let queries = purchases * 6
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["mariadb-slap", "--no-defaults", "-h", base.host, "-P", String(base.port), "-u", base.user,
-                         "--create-schema=storefront_bench_slap", "--concurrency=\(concurrency)", "--iterations=1",
+                         "--create-schema=storefront_bench_slap", "--concurrency=\(concurrency)", "--iterations=1", "--delimiter=;",
                          "--number-of-queries=\(queries)",
                          "--create=CREATE TABLE hot (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB; INSERT INTO hot VALUES (1, 0)",
                          "--query=UPDATE hot SET n = n + 1 WHERE id = 1"]
