@@ -321,3 +321,46 @@ extension Result where Failure == any Error {
         do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
+
+@Suite("MariaDB transports and pool lifetime (real server)")
+struct MariaDBTransportTests {
+    /// TLS against the test primary (certificate signed by the test CA), verified: the session is encrypted.
+    @Test func tlsWithAVerifiedCertificate() async throws {
+        guard var config = TestServers.primary, let ca = TestServers.url("STOREFRONT_TEST_MARIADB_TLS_CA") else { return }
+        config.tls = .init(caFile: ca, verifyServerCertificate: true)
+        let connection = try await MariaDBConnection.connect(config)
+        let cipher = try await connection.withSession { try $0.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'").rows[0].decode("Value", as: String.self) }
+        #expect(!cipher.isEmpty, "the session is encrypted")
+        await connection.close()
+        // A CA that did not sign the server's certificate is refused.
+        config.tls = .init(caFile: "/etc/ssl/certs/ca-certificates.crt", verifyServerCertificate: true)
+        await #expect(throws: MariaDBError.self) { try await MariaDBConnection.connect(config) }
+    }
+
+    /// The unix socket of the test primary.
+    @Test func unixSocket() async throws {
+        guard var config = TestServers.primary, let socket = TestServers.url("STOREFRONT_TEST_MARIADB_SOCKET") else { return }
+        config.unixSocket = socket
+        config.host = "localhost"
+        let connection = try await MariaDBConnection.connect(config)
+        #expect(try await connection.query("SELECT 7 * 6 AS n").rows[0].decode("n") == 42)
+        await connection.close()
+        let url = try MariaDBConfiguration(url: "mysql://app:apppass@localhost/storefront?socket=\(socket)")
+        #expect(url.unixSocket == socket)
+    }
+
+    /// Idle connections older than the idle timeout are closed; the next lease opens a new one.
+    @Test func idleConnectionsTimeOut() async throws {
+        guard let config = TestServers.primary else { return }
+        var settings = MariaDBPoolConfiguration()
+        settings.idleTimeout = .milliseconds(100)
+        let pool = MariaDBPool(configuration: config, pool: settings)
+        let first = try await pool.withConnection { $0.serverConnectionID }
+        #expect(pool.idleConnections == 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let second = try await pool.withConnection { $0.serverConnectionID }
+        #expect(second != first, "the idle one was closed, a new one opened")
+        #expect(pool.openConnections == 1)
+        await pool.close()
+    }
+}

@@ -17,16 +17,8 @@ extension LoadDrills {
     /// fenced (read-only) until it is re-attached as a replica.
     @Suite("MariaDB primary failover drill", .serialized)
     struct MariaDBFailoverTests {
-        static func environment(_ name: String) throws -> String {
-            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-                Issue.record("\(name) is not set: run the tests with scripts/test (it starts the drill MariaDB pair)")
-                throw MariaDBError(kind: .other, message: "no drill pair")
-            }
-            return value
-        }
-
         @Test func primaryKilledDuringAPurchaseLoop() async throws {
-            let dir = try Self.environment("STOREFRONT_TEST_MARIADB_DRILL_DIR")
+            let dir = try requiredEnvironment("STOREFRONT_TEST_MARIADB_DRILL_DIR")
             let (primaryURL, replicaURLs) = try await freshMariaDBURLs(primary: "STOREFRONT_TEST_MARIADB_DRILL_URL", replica: "STOREFRONT_TEST_MARIADB_DRILL_REPLICA_URL")
             let storefront = try await makeStorefront {
                 $0.databaseURL = primaryURL
@@ -40,6 +32,22 @@ extension LoadDrills {
             let replica = try MariaDBConfiguration(url: replicaURLs[0])
             let operations = MariaDBOperations(nodes: [primary, replica], adminUser: "ops", adminPassword: "opspass")
             let workers = 4, perWorker = 25, killAfter = 30
+
+            // First, a replica whose replication stops leaves read rotation (reads go to the primary) and
+            // comes back when it replicates again.
+            let opsReplica = try await MariaDBConnection.connect(operations.nodes[1])
+            _ = try await opsReplica.withSession { try $0.execute("STOP SLAVE") }
+            await mariadb.checkReplicas()
+            #expect(mariadb.replicaStatus.first?.inRotation == false)
+            #expect(mariadb.replicaStatus.first?.reason.contains("replication stopped") == true, "\(mariadb.replicaStatus)")
+            #expect(try await storefront.database.products.products(after: nil, limit: 1, consistency: .replica).items.isEmpty)
+            _ = try await opsReplica.withSession { try $0.execute("START SLAVE") }
+            await opsReplica.close()
+            try await waitUntil("the replica is back in rotation") {
+                await mariadb.checkReplicas()
+                return mariadb.replicaStatus.first?.inRotation == true
+            }
+
             let progress = DrillProgress()
             let confirmedKeys = KeyLog()
 
@@ -138,6 +146,67 @@ extension LoadDrills {
             }
             let finalStatus = await operations.status()
             #expect(caughtUp, "\(finalStatus)")
+
+            try await automaticPromotion(primaryURL: replicaURLs[0], replicaURL: primaryURL, dir: dir)
+        }
+
+        /// Phase 2, on the re-attached pair (the promoted server is the primary, the old primary its replica):
+        /// a Storefront with automatic promotion on; the primary is killed; the app promotes the replica by
+        /// itself (elected through the named lock) and purchases resume.
+        func automaticPromotion(primaryURL: String, replicaURL: String, dir: String) async throws {
+            let storefront = try await makeStorefront(instance: "auto-1") {
+                $0.databaseURL = primaryURL
+                $0.databaseReplicaURLs = [replicaURL]
+                $0.databaseAutoPromoteSeconds = 1
+                $0.databaseCheckSeconds = 1
+                $0.databaseAdminUser = "ops"
+                $0.databaseAdminPassword = "opspass"
+                $0.sagaLeaseSeconds = 2
+                $0.recoveryIntervalSeconds = 1
+            }
+            let mariadb = try #require(storefront.database.mariadb)
+            let replica = try MariaDBConfiguration(url: replicaURL)
+            let (id, confirmedAfterKill, promotedAfter) = try await storefront.test { client -> (Int64, Int, Duration?) in
+                let id = try await client.createProduct(stock: 100)
+                for i in 0..<5 { #expect(try await client.purchase(id, key: "auto-before-\(i)").status == .created) }
+                try Self.kill(pidFile: "\(dir)/replica.pid")  // the promoted server, primary since phase 1
+                let killed = ContinuousClock.now
+                var confirmed = 0
+                var promotedAfter: Duration?
+                for i in 0..<5 {
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    var reply = try await client.purchase(id, key: "auto-after-\(i)")
+                    while reply.status != .created, ContinuousClock.now < deadline, reply.error == "service_unavailable" {
+                        try await Task.sleep(for: .milliseconds(200))
+                        reply = try await client.purchase(id, key: "auto-after-\(i)")
+                    }
+                    if reply.status == .created { confirmed += 1 }
+                    if promotedAfter == nil, reply.status == .created { promotedAfter = ContinuousClock.now - killed }
+                }
+                return (id, confirmed, promotedAfter)
+            }
+            print("[measure] mariadb automatic promotion: purchases resumed \(promotedAfter.map { "\($0)" } ?? "never") after the kill")
+            #expect(confirmedAfterKill == 5, "purchases resumed after the automatic promotion")
+            #expect(mariadb.primaryEndpoint.hasPrefix("\(replica.host):\(replica.port)"), "the replica was promoted and chosen")
+            let row = try await mariadb.read(.primary) { s in
+                try s.query("""
+                    SELECT p.stock, p.reserved, @@global.read_only AS ro,
+                        (SELECT COALESCE(SUM(qty), 0) FROM orders WHERE product_id = p.id AND status = 'CONFIRMED') AS sold
+                    FROM products p WHERE p.id = ?
+                    """, [id]).rows[0]
+            }
+            #expect(try row.decode("ro", as: Int.self) == 0)
+            #expect(try row.decode("sold", as: Int64.self) == 10)
+            #expect(try row.decode("stock", as: Int64.self) == 90)
+            #expect(try row.decode("reserved", as: Int64.self) == 0)
+        }
+
+        func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+            let deadline = ContinuousClock.now + timeout
+            while try await !condition() {
+                guard ContinuousClock.now < deadline else { Issue.record("timed out waiting until \(what)"); return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
 
         static func kill(pidFile: String) throws {

@@ -57,9 +57,13 @@ struct OutboxRelayTests {
         }
     }
 
-    @Test func everySagaEventArrivesOnceInOrder() async throws {
+    /// On the SQLite outbox and on the MariaDB one.
+    @Test(arguments: [Engine.embedded, .mariadb])
+    func everySagaEventArrivesOnceInOrder(engine: Engine) async throws {
         let cluster = try devBroker()
+        let setup = try await engine.prepare()
         let storefront = try await makeStorefront {
+            setup.apply(&$0)
             $0.kafkaBrokers = cluster.bootstrapServers
             $0.paymentDeclineRate = 0.2
         }
@@ -67,7 +71,7 @@ struct OutboxRelayTests {
         try await buy(storefront, purchases: 40) { try await relay.drain() }
         let outboxCount = try await storefront.services.outbox.records(after: 0, limit: 100_000, sagaId: nil).count
         let events = try await consumeAll(cluster, expectUnique: outboxCount)
-        print("[measure] relay: outbox=\(outboxCount) received=\(events.count) unique=\(Set(events.map(\.eventId)).count)")
+        print("[measure] relay engine=\(engine.rawValue): outbox=\(outboxCount) received=\(events.count) unique=\(Set(events.map(\.eventId)).count)")
         #expect(events.contains { $0.type == .sagaCompensated }, "compensations were published too")
         try await checkStream(events, against: storefront)
     }
@@ -81,8 +85,11 @@ struct OutboxRelayTests {
             try cluster.setBrokerDown(1)
         }
         try await buy(storefront, purchases: 15) {
-            try await relay.drain()
+            // With broker 1 down the relay publishes through broker 2 — or, if librdkafka's messages time out
+            // while leadership moves, it fails this round and catches up below. Either way nothing is lost.
+            do { try await relay.drain() } catch { print("[measure] relay: a round failed while broker 1 was down: \(error)") }
             try cluster.setBrokerUp(1)
+            try await relay.drain()
         }
         let outboxCount = try await storefront.services.outbox.records(after: 0, limit: 100_000, sagaId: nil).count
         try await checkStream(try await consumeAll(cluster, expectUnique: outboxCount), against: storefront)

@@ -14,18 +14,10 @@ extension LoadDrills {
     /// Its replica takes over; purchases resume without restarting Storefront; invariants hold.
     @Suite("Redis master failover drill", .serialized)
     struct RedisFailoverTests {
-        static func environment(_ name: String) throws -> String {
-            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-                Issue.record("\(name) is not set: run the tests with scripts/test (it starts the drill cluster)")
-                throw RedisClientError.invalidConfiguration("no drill cluster")
-            }
-            return value
-        }
-
         @Test(arguments: [PurchaseMode.lock, .atomic])
         func masterKilledDuringAPurchaseLoop(mode: PurchaseMode) async throws {
-            let url = try Self.environment("STOREFRONT_TEST_REDIS_DRILL_URL")
-            let dir = try Self.environment("STOREFRONT_TEST_REDIS_DRILL_DIR")
+            let url = try requiredEnvironment("STOREFRONT_TEST_REDIS_DRILL_URL")
+            let dir = try requiredEnvironment("STOREFRONT_TEST_REDIS_DRILL_DIR")
             let storefront = try await makeStorefront {
                 $0.redisURL = url
                 $0.purchaseMode = mode

@@ -171,3 +171,16 @@ extension Storefront {
 /// a drill's recovery times mean nothing while a stampede runs next to it.
 @Suite("Load and failover drills (one at a time)", .serialized)
 struct LoadDrills {}
+
+/// A variable `scripts/test-servers up` exports; missing, the test fails (never a silent skip).
+func requiredEnvironment(_ name: String) throws -> String {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+        Issue.record("\(name) is not set: run the tests with scripts/test (it starts the test servers)")
+        throw MissingTestServer(variable: name)
+    }
+    return value
+}
+
+struct MissingTestServer: Error {
+    let variable: String
+}
