@@ -120,7 +120,7 @@ struct MariaDBBench: AsyncParsableCommand {
         components.path = "/" + name
         config.databaseURL = components.string!
         config.purchaseMode = mode
-        config.lockWaitMilliseconds = 10_000
+        config.lockWaitMilliseconds = 50
         config.databasePoolSize = concurrency
         config.logLevel = "error"
         var logger = Logger(label: "bench")
@@ -144,7 +144,15 @@ struct MariaDBBench: AsyncParsableCommand {
                     while true {
                         let n = tickets.next.wrappingAdd(1, ordering: .relaxed).oldValue
                         guard n < purchases else { return confirmed }
-                        _ = try await purchaseService.purchase(PurchaseRequest(productId: productIDs[n % productIDs.count], qty: 1))
+                        // Lock mode: a busy product is retried at once (one purchase per product at a time).
+                        while true {
+                            do {
+                                _ = try await purchaseService.purchase(PurchaseRequest(productId: productIDs[n % productIDs.count], qty: 1))
+                                break
+                            } catch StorefrontError.productBusy {
+                                try await Task.sleep(for: .milliseconds(1))
+                            }
+                        }
                         confirmed += 1
                     }
                 }
