@@ -118,8 +118,10 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         if consistency == .replica, let replica = pickReplica() {
             do {
                 return try await replica.pool.session(body)
-            } catch let error as MariaDBError where error.breaksConnection || error.kind == .poolExhausted {
-                takeOutOfRotation(replica, reason: "\(error)")
+            } catch let error as MariaDBError where error.kind != .decoding {
+                // Any server-side failure on a replica (gone, overloaded, a table not replicated yet) is
+                // retried on the primary; a replica that broke the connection also leaves rotation.
+                if error.breaksConnection || error.kind == .poolExhausted { takeOutOfRotation(replica, reason: "\(error)") }
                 replicaFallbacks.increment()
             }
         }
