@@ -26,6 +26,7 @@ extension LoadDrills {
                 $0.sagaLeaseSeconds = 2
                 $0.recoveryIntervalSeconds = 1
                 $0.databaseCheckSeconds = 1
+                $0.databaseReplicaMaxLagSeconds = 1
             }
             let mariadb = try #require(storefront.database.mariadb)
             let primary = try MariaDBConfiguration(url: primaryURL)
@@ -42,8 +43,29 @@ extension LoadDrills {
             #expect(mariadb.replicaStatus.first?.reason.contains("replication stopped") == true, "\(mariadb.replicaStatus)")
             #expect(try await storefront.database.products.products(after: nil, limit: 1, consistency: .replica).items.isEmpty)
             _ = try await opsReplica.withSession { try $0.execute("START SLAVE") }
-            await opsReplica.close()
             try await waitUntil("the replica is back in rotation") {
+                await mariadb.checkReplicas()
+                return mariadb.replicaStatus.first?.inRotation == true
+            }
+            // A replica lagging past the threshold (1 s here; MASTER_DELAY makes it lag) leaves rotation too.
+            _ = try await opsReplica.withSession { s in
+                try s.execute("STOP SLAVE")
+                try s.execute("CHANGE MASTER TO MASTER_DELAY = 30")
+                try s.execute("START SLAVE")
+            }
+            _ = try await storefront.database.products.create(NewProduct(sku: "lag-probe", name: "Lag probe", description: "", priceMinor: 1,
+                                                                         currency: "USD", stock: 1), now: Date())
+            try await waitUntil("the lagging replica leaves rotation") {
+                await mariadb.checkReplicas()
+                return mariadb.replicaStatus.first?.inRotation == false && mariadb.replicaStatus.first?.reason.hasPrefix("lagging") == true
+            }
+            _ = try await opsReplica.withSession { s in
+                try s.execute("STOP SLAVE")
+                try s.execute("CHANGE MASTER TO MASTER_DELAY = 0")
+                try s.execute("START SLAVE")
+            }
+            await opsReplica.close()
+            try await waitUntil("the caught-up replica is back in rotation") {
                 await mariadb.checkReplicas()
                 return mariadb.replicaStatus.first?.inRotation == true
             }
