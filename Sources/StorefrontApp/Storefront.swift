@@ -48,7 +48,7 @@ public struct Storefront: Sendable {
         let cache: any ProductCache
         let counter: any StockCounter
         let lock: any ProductLock
-        var health: [any HealthCheckable] = [database.health]
+        var health: [any HealthCheckable] = database.health
         if let url = config.redisURL {
             var redisConfig = try RedisConfiguration(url: url)
             redisConfig.clientName = "storefront-\(config.instanceID)"

@@ -10,7 +10,7 @@ public struct StorefrontDatabase: Sendable {
     public let products: any ProductStore
     public let sagas: any SagaStore & OutboxStore
     public let payments: any PaymentLedger
-    public let health: any HealthCheckable
+    public let health: [any HealthCheckable]
     /// Set for the embedded engine.
     public let sqlite: SQLiteDatabase?
     /// Set for the MariaDB engine.
@@ -22,7 +22,7 @@ public struct StorefrontDatabase: Sendable {
         if url.hasPrefix("sqlite:") {
             let db = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: url))
             try db.migrate()
-            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: db, sqlite: db, mariadb: nil)
+            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: [db], sqlite: db, mariadb: nil)
         }
         if url.hasPrefix("mysql:") || url.hasPrefix("mariadb:") {
             var settings = MariaDBSettings()
@@ -41,7 +41,8 @@ public struct StorefrontDatabase: Sendable {
             await db.discoverPrimary()  // after a failover the configured primary may no longer be the primary
             try await db.migrate()
             await db.checkReplicas()
-            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: db, sqlite: nil, mariadb: db)
+            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments,
+                                      health: db.hasReplicas ? [db, db.replicaHealth] : [db], sqlite: nil, mariadb: db)
         }
         throw ConfigError("STOREFRONT_DATABASE_URL must start with sqlite: or mysql:// (got \(url.prefix(8))…)")
     }

@@ -313,6 +313,10 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         _ = try await read(.primary) { s in try s.query("SELECT 1", [] as [MariaDBValue]) }
     }
 
+    /// The read replicas as a non-critical health check: degraded when none is in rotation (reads then go
+    /// to the primary), with each one's reason.
+    public var replicaHealth: MariaDBReplicaHealth { MariaDBReplicaHealth(database: self) }
+
     public var products: MariaDBProductStore { MariaDBProductStore(database: self) }
     public func sagas(topic: String = SagaEvent.defaultTopic) -> MariaDBSagaStore { MariaDBSagaStore(database: self, topic: topic) }
     public var payments: MariaDBPaymentLedger { MariaDBPaymentLedger(database: self) }
@@ -326,4 +330,18 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
 extension MariaDBRow {
     /// Column `name` as a date stored in milliseconds.
     func date(_ name: String) throws -> Date { Millis.date(try decode(name)) }
+}
+
+public struct MariaDBReplicaHealth: HealthCheckable {
+    let database: MariaDBDatabase
+    public var healthName: String { "database_replicas" }
+    public var healthIsCritical: Bool { false }
+
+    public func checkHealth() async throws {
+        let status = database.replicaStatus
+        guard !status.isEmpty, !status.contains(where: \.inRotation) else { return }
+        throw StorefrontError.unavailable(
+            "no replica in read rotation (reads use the primary): " + status.map { "\($0.endpoint): \($0.reason)" }.joined(separator: "; "),
+            retryAfterSeconds: 5)
+    }
 }

@@ -115,6 +115,11 @@ struct MariaDBContractTests {
         #expect(try await db.products.products(after: nil, limit: 10, consistency: .replica).items.count == 1)
         await db.checkReplicas()
         #expect(db.replicaStatus.first?.reason.hasPrefix("unreachable") == true)
+        // Health: degraded (not critical), naming the replica and why.
+        #expect(db.replicaHealth.healthIsCritical == false)
+        let degraded = await #expect(throws: StorefrontError.self) { try await db.replicaHealth.checkHealth() }
+        #expect("\(degraded.map { "\($0)" } ?? "")".contains("127.0.0.1:1"))
+        try await db.checkHealth()
         await db.close()
 
         guard let alone = try await freshMariaDB(replicas: []) else { return }

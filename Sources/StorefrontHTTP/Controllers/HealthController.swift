@@ -3,7 +3,8 @@ import Hummingbird
 import Prometheus
 import StorefrontCore
 
-/// `/health/live` (the process answers), `/health/ready` (every dependency answers), `/metrics` (Prometheus).
+/// `/health/live` (the process answers), `/health/ready` (every critical dependency answers; a non-critical one
+/// that fails shows as `degraded`), `/metrics` (Prometheus).
 struct HealthController {
     let checks: [any HealthCheckable]
     let metrics: PrometheusCollectorRegistry
@@ -33,7 +34,7 @@ struct HealthController {
                 for await (name, result) in group { all[name] = result }
                 return all
             }
-            let ready = results.values.allSatisfy { $0.status == "up" }
+            let ready = results.values.allSatisfy { $0.status != "down" }
             return try jsonResponse(Report(status: ready ? "ready" : "unavailable", checks: results),
                                     status: ready ? .ok : .serviceUnavailable, headers: ready ? [:] : [.retryAfter: "5"])
         }
@@ -57,7 +58,7 @@ struct HealthController {
             }
             return Check(status: "up", latencyMs: Self.ms(since: start), error: nil)
         } catch {
-            return Check(status: "down", latencyMs: Self.ms(since: start), error: "\(error)")
+            return Check(status: check.healthIsCritical ? "down" : "degraded", latencyMs: Self.ms(since: start), error: "\(error)")
         }
     }
 

@@ -1,0 +1,27 @@
+import Foundation
+import HummingbirdTesting
+import StorefrontApp
+import Testing
+
+/// The MariaDB engine through the HTTP API.
+@Suite("Routes on MariaDB")
+struct MariaDBRoutesTests {
+    /// A dead replica does not make the server unready: `/health/ready` is 200 with the replicas `degraded`,
+    /// and product views are served (from the primary).
+    @Test func aDeadReplicaIsDegradedNotUnready() async throws {
+        let (primary, _) = try await freshMariaDBURLs()
+        let storefront = try await makeStorefront {
+            $0.databaseURL = primary
+            $0.databaseReplicaURLs = ["mysql://app:apppass@127.0.0.1:1/storefront"]
+        }
+        try await storefront.test { client in
+            let id = try await client.createProduct(stock: 3)
+            #expect(try await client.call(.get, "/products/\(id)").int("available") == 3)
+            let ready = try await client.call(.get, "/health/ready")
+            #expect(ready.status == .ok)
+            let checks = ready.json["checks"] as? [String: any Sendable]
+            #expect((checks?["database"] as? [String: any Sendable])?["status"] as? String == "up")
+            #expect((checks?["database_replicas"] as? [String: any Sendable])?["status"] as? String == "degraded", "\(ready.raw)")
+        }
+    }
+}
