@@ -71,45 +71,18 @@ extension LoadDrills {
             }
 
             let progress = DrillProgress()
-            let confirmedKeys = KeyLog()
 
-            let (id, outcomes) = try await storefront.test { client in
+            let (id, outcomes, keys) = try await storefront.test { client in
                 let id = try await client.createProduct(stock: 1000)
-                let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
-                    for w in 0..<workers {
-                        group.addTask {
-                            var results: [String] = []
-                            for i in 0..<perWorker {
-                                // A client that retries 503/busy with the same Idempotency-Key, for at most 60 s.
-                                let key = "db-drill-\(w)-\(i)"
-                                let deadline = ContinuousClock.now + .seconds(60)
-                                var reply = try await client.purchase(id, qty: 1, key: key)
-                                while reply.status != .created, ContinuousClock.now < deadline,
-                                      reply.error == "service_unavailable" || reply.error == "product_busy" {
-                                    try await Task.sleep(for: .milliseconds(100))
-                                    reply = try await client.purchase(id, qty: 1, key: key)
-                                }
-                                results.append(reply.status == .created ? "confirmed" : reply.error ?? "\(reply.status.code)")
-                                if reply.status == .created {
-                                    progress.noteSuccess()
-                                    confirmedKeys.keys.withLock { $0.append(key) }
-                                }
-                                if progress.done.add(1, ordering: .relaxed).newValue == killAfter {
-                                    try Self.kill(pidFile: "\(dir)/primary.pid")
-                                    progress.killed.withLock { $0 = (primary.port, .now) }
-                                    // The operator (or automatic mode) promotes the replica.
-                                    let promotion = try await operations.promote(replica)
-                                    print("[measure] mariadb failover: promoted \(promotion.promoted) at \(promotion.gtidPosition), \(ContinuousClock.now - progress.killed.withLock { $0! }.at) after the kill")
-                                }
-                            }
-                            return results
-                        }
-                    }
-                    var all: [String] = []
-                    for try await r in group { all += r }
-                    return all
+                let (outcomes, keys) = try await drillPurchaseLoop(client, product: id, workers: workers, perWorker: perWorker,
+                                                                   keyPrefix: "db-drill", killAfter: killAfter, progress: progress) {
+                    try Self.kill(pidFile: "\(dir)/primary.pid")
+                    progress.killed.withLock { $0 = (primary.port, .now) }
+                    // The operator (or automatic mode) promotes the replica.
+                    let promotion = try await operations.promote(replica)
+                    print("[measure] mariadb failover: promoted \(promotion.promoted) at \(promotion.gtidPosition), \(ContinuousClock.now - progress.killed.withLock { $0! }.at) after the kill")
                 }
-                return (id, outcomes)
+                return (id, outcomes, keys)
             }
             let victim = try #require(progress.killed.withLock { $0 })
             let resumed = progress.firstSuccessAfterKill.withLock { $0 }.map { $0 - victim.at }
@@ -124,7 +97,6 @@ extension LoadDrills {
                 _ = try? await storefront.recovery.recoverOnce()
                 try await Task.sleep(for: .milliseconds(200))
             }
-            let keys = confirmedKeys.keys.withLock { $0 }
             let row = try await mariadb.read(.primary) { s in
                 try s.query("""
                     SELECT p.stock, p.reserved,
@@ -248,9 +220,4 @@ extension LoadDrills {
             #expect(status == 0, "the old primary restarted")
         }
     }
-}
-
-/// Keys of the purchases clients saw confirmed.
-final class KeyLog: Sendable {
-    let keys = Mutex<[String]>([])
 }

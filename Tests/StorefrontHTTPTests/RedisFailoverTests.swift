@@ -32,34 +32,11 @@ extension LoadDrills {
                 let id = try await client.createProduct(stock: 1000)
                 try await cluster.discover()
                 let victim = try #require(cluster.master(for: "product:{\(id)}:stock"))
-                let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
-                    for w in 0..<workers {
-                        group.addTask {
-                            var results: [String] = []
-                            for i in 0..<perWorker {
-                                // A client that retries 503/busy with the same Idempotency-Key, for at most 60 s
-                                // (4 workers contend for one product lock; on a loaded machine one may wait long).
-                                let deadline = ContinuousClock.now + .seconds(60)
-                                var reply = try await client.purchase(id, qty: 1, key: "drill-\(mode)-\(w)-\(i)")
-                                while reply.status != .created, ContinuousClock.now < deadline,
-                                      reply.error == "service_unavailable" || reply.error == "product_busy" {
-                                    try await Task.sleep(for: .milliseconds(100))
-                                    reply = try await client.purchase(id, qty: 1, key: "drill-\(mode)-\(w)-\(i)")
-                                }
-                                results.append(reply.status == .created ? "confirmed" : reply.error ?? "\(reply.status.code)")
-                                if reply.status == .created { progress.noteSuccess() }
-                                if progress.done.add(1, ordering: .relaxed).newValue == killAfter {
-                                    try Self.kill(victim, dir: dir)
-                                    progress.killed.withLock { $0 = (victim.port, .now) }
-                                }
-                            }
-                            return results
-                        }
-                    }
-                    var all: [String] = []
-                    for try await r in group { all += r }
-                    return all
-                }
+                let outcomes = try await drillPurchaseLoop(client, product: id, workers: workers, perWorker: perWorker,
+                                                           keyPrefix: "drill-\(mode)", killAfter: killAfter, progress: progress) {
+                    try Self.kill(victim, dir: dir)
+                    progress.killed.withLock { $0 = (victim.port, .now) }
+                }.outcomes
                 return (id, outcomes)
             }
             let victim = try #require(progress.killed.withLock { $0 })

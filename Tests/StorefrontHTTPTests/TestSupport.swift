@@ -184,3 +184,37 @@ func requiredEnvironment(_ name: String) throws -> String {
 struct MissingTestServer: Error {
     let variable: String
 }
+
+/// A drill's purchase loop: `workers` clients each buy `perWorker` single units, retrying 503 and
+/// `product_busy` with the same Idempotency-Key for up to 60 s (4 workers contending for one product lock on
+/// a loaded machine can wait long); after `killAfter` purchases `onKill` runs once. Returns every purchase's
+/// outcome and the keys the clients saw confirmed.
+func drillPurchaseLoop(
+    _ client: any TestClientProtocol, product id: Int64, workers: Int, perWorker: Int, keyPrefix: String, killAfter: Int,
+    progress: DrillProgress, onKill: @escaping @Sendable () async throws -> Void
+) async throws -> (outcomes: [String], confirmedKeys: [String]) {
+    try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+        for w in 0..<workers {
+            group.addTask {
+                var results: [(String, String)] = []
+                for i in 0..<perWorker {
+                    let key = "\(keyPrefix)-\(w)-\(i)"
+                    let deadline = ContinuousClock.now + .seconds(60)
+                    var reply = try await client.purchase(id, qty: 1, key: key)
+                    while reply.status != .created, ContinuousClock.now < deadline,
+                          reply.error == "service_unavailable" || reply.error == "product_busy" {
+                        try await Task.sleep(for: .milliseconds(100))
+                        reply = try await client.purchase(id, qty: 1, key: key)
+                    }
+                    results.append((reply.status == .created ? "confirmed" : reply.error ?? "\(reply.status.code)", key))
+                    if reply.status == .created { progress.noteSuccess() }
+                    if progress.done.add(1, ordering: .relaxed).newValue == killAfter { try await onKill() }
+                }
+                return results
+            }
+        }
+        var all: [(String, String)] = []
+        for try await r in group { all += r }
+        return (all.map(\.0), all.filter { $0.0 == "confirmed" }.map(\.1))
+    }
+}
