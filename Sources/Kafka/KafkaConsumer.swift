@@ -16,11 +16,21 @@ public struct KafkaMessage: Sendable, Equatable {
 /// protocol, applied in the rebalance callback; `assignment` is current), logs (to `logger`) and
 /// statistics (to swift-metrics and `statistics`). `close` leaves the group off the cooperative pool.
 public final class KafkaConsumer: @unchecked Sendable {
-    // librdkafka's consumer API is thread-safe; `closed` guards against use after close.
+    // librdkafka's consumer API is thread-safe; `closed` + `inFlight` guard against use after (and during) close:
+    // every call registers in `inFlight` first, and close() frees the handle only once none is left.
     private let handle: RawHandle
     private let context: KafkaClientContext
     private let opaque: RawPointer
     private let closed = Atomic<Bool>(false)
+    private let inFlight = Atomic<Int>(0)
+
+    /// Runs `body` unless the consumer is closed (then returns nil); close() waits for it to finish.
+    private func guarded<T>(_ body: () throws -> T) rethrows -> T? {
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
+        guard !closed.load(ordering: .sequentiallyConsistent) else { return nil }
+        return try body()
+    }
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
         let conf = try makeConf(configuration.properties)
@@ -88,7 +98,11 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The next message if one is ready (also drives rebalances), else nil. Transient errors are skipped.
     public func poll() throws -> KafkaMessage? {
-        guard !closed.load(ordering: .relaxed), let message = rd_kafka_consumer_poll(handle.pointer, 0) else { return nil }
+        try guarded { try pollOnce() } ?? nil
+    }
+
+    private func pollOnce() throws -> KafkaMessage? {
+        guard let message = rd_kafka_consumer_poll(handle.pointer, 0) else { return nil }
         defer { rd_kafka_message_destroy(message) }
         let m = message.pointee
         guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
@@ -114,6 +128,9 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits "everything up to and including `message`" for its partition (synchronously, off the pool).
     public func commit(_ message: KafkaMessage) async throws {
         let handle = self.handle
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
+        guard !closed.load(ordering: .sequentiallyConsistent) else { throw KafkaError(message: "consumer is closed") }
         let err = await offPool { () -> Int32 in
             let list = rd_kafka_topic_partition_list_new(1)!
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -126,7 +143,9 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Leaves the group and frees the handle (off the cooperative pool).
     public func close() async {
-        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        guard !closed.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        // A poll or commit that started before `closed` was set finishes first.
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 { try? await Task.sleep(for: .milliseconds(1)) }
         let handle = self.handle
         let opaque = self.opaque
         await offPool {
