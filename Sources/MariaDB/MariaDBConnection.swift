@@ -90,6 +90,21 @@ public final class MariaDBConnection: @unchecked Sendable {
         return MariaDBConnection(handle: UnsafeMutablePointer(bitPattern: raw)!, executor: executor, configuration: configuration)
     }
 
+    /// Connects, runs `body` and closes the connection — also when `body` throws (for one-off administrative
+    /// work; the application uses a pool).
+    public static func withConnection<T: Sendable>(_ configuration: MariaDBConfiguration, executor: MariaDBExecutor = .shared,
+                                                   _ body: (MariaDBConnection) async throws -> T) async throws -> T {
+        let connection = try await connect(configuration, executor: executor)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     /// True after an error that leaves the connection unusable (lost, killed, server gone) or after close.
     public var isBroken: Bool { brokenFlag.load(ordering: .relaxed) || closed.load(ordering: .relaxed) }
 

@@ -58,11 +58,11 @@ public struct MariaDBOperations: Sendable {
     func status(of node: MariaDBConfiguration) async -> NodeStatus {
         var status = NodeStatus(endpoint: "\(node.host):\(node.port)", reachable: false)
         do {
-            let connection = try await MariaDBConnection.connect(node)
-            defer { Task { await connection.close() } }
-            let (readOnly, gtid, slave) = try await connection.withSession { s in
-                let row = try s.execute("SELECT @@global.read_only AS ro, @@global.gtid_current_pos AS gtid").rows[0]
-                return (try row.decode("ro", as: String.self), try row.decode("gtid", as: String.self), try s.execute("SHOW SLAVE STATUS").first)
+            let (readOnly, gtid, slave) = try await MariaDBConnection.withConnection(node) { connection in
+                try await connection.withSession { s in
+                    let row = try s.execute("SELECT @@global.read_only AS ro, @@global.gtid_current_pos AS gtid").rows[0]
+                    return (try row.decode("ro", as: String.self), try row.decode("gtid", as: String.self), try s.execute("SHOW SLAVE STATUS").first)
+                }
             }
             status.reachable = true
             status.readOnly = readOnly != "0"
@@ -83,9 +83,9 @@ public struct MariaDBOperations: Sendable {
 
     /// Makes `node` read-only (an old primary that must not take writes). Idempotent.
     public func fence(_ node: MariaDBConfiguration) async throws {
-        let connection = try await MariaDBConnection.connect(admin(node))
-        defer { Task { await connection.close() } }
-        _ = try await connection.withSession { s in try s.execute("SET GLOBAL read_only = ON") }
+        _ = try await MariaDBConnection.withConnection(admin(node)) { connection in
+            try await connection.withSession { s in try s.execute("SET GLOBAL read_only = ON") }
+        }
         logger.notice("fenced (read_only=ON)", metadata: ["node": "\(node.host):\(node.port)"])
     }
 
@@ -109,10 +109,8 @@ public struct MariaDBOperations: Sendable {
                 fenced = true
             }
         }
-        let connection = try await MariaDBConnection.connect(target)
-        defer { Task { await connection.close() } }
         let seconds = max(1, Int(catchUp.components.seconds))
-        let position = try await connection.withSession { s -> String in
+        let position = try await MariaDBConnection.withConnection(target) { connection in try await connection.withSession { s -> String in
             guard let slave = try s.execute("SHOW SLAVE STATUS").first else {
                 throw MariaDBError(kind: .other, message: "\(target.host):\(target.port) is not a replica (no slave status); nothing to promote")
             }
@@ -127,16 +125,14 @@ public struct MariaDBOperations: Sendable {
             try s.execute("RESET SLAVE ALL")
             try s.execute("SET GLOBAL read_only = OFF")
             return try s.execute("SELECT @@global.gtid_current_pos AS gtid").rows[0].decode("gtid")
-        }
+        } }
         logger.notice("promoted to primary", metadata: ["node": "\(target.host):\(target.port)", "gtid": "\(position)"])
         return Promotion(promoted: "\(target.host):\(target.port)", gtidPosition: position, fencedOldPrimary: fenced)
     }
 
     /// Re-attaches a fenced old primary as a replica of `primary` (GTID auto-positioning from its own position).
     public func attach(_ node: MariaDBConfiguration, to primary: MariaDBConfiguration, replicationUser: String, replicationPassword: String) async throws {
-        let connection = try await MariaDBConnection.connect(admin(node))
-        defer { Task { await connection.close() } }
-        _ = try await connection.withSession { s in
+        _ = try await MariaDBConnection.withConnection(admin(node)) { connection in try await connection.withSession { s in
             try s.execute("SET GLOBAL read_only = ON")
             try s.execute("STOP SLAVE")
             try s.execute("""
@@ -145,7 +141,7 @@ public struct MariaDBOperations: Sendable {
                     MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1
                 """)
             try s.execute("START SLAVE")
-        }
+        } }
         logger.notice("attached as a replica", metadata: ["node": "\(node.host):\(node.port)", "primary": "\(primary.host):\(primary.port)"])
     }
 
