@@ -51,6 +51,7 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     private let replicaFallbacks: Counter
     private let primarySwitches: Counter
     private let primaryDownSince = Mutex<ContinuousClock.Instant?>(nil)
+    private let autoPromotions = Atomic<Int>(0)
 
     /// One server and, when it is a replica, whether reads may go to it.
     final class Replica: Sendable {
@@ -92,6 +93,8 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
 
     public var primaryEndpoint: String { primaryPool.configuration.endpoint }
     public var hasReplicas: Bool { nodes.count > 1 }
+    /// How many automatic promotions this engine carried out (it won the election and promoted).
+    public var automaticPromotions: Int { autoPromotions.load(ordering: .relaxed) }
     /// How many times this engine switched to another primary.
     public var primaryGeneration: Int { topology.withLock { $0.generation } }
 
@@ -168,10 +171,7 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         guard !recent else { return false }
         let writable = await withTaskGroup(of: (Int, Bool?).self) { group in
             for (index, node) in nodes.enumerated() {
-                group.addTask {
-                    let readOnly = try? await node.pool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }
-                    return (index, readOnly.flatMap { $0 }.map { $0 == 0 })
-                }
+                group.addTask { (index, await Self.isWritable(node.pool)) }
             }
             var writable: [Int] = []
             for await (index, isWritable) in group where isWritable == true { writable.append(index) }
@@ -193,11 +193,17 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         return true
     }
 
+    /// `@@global.read_only = 0` on that server; nil when it does not answer.
+    static func isWritable(_ pool: MariaDBPool) async -> Bool? {
+        let readOnly = try? await pool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }
+        return readOnly.flatMap { $0 }.map { $0 == 0 }
+    }
+
     /// Checks the primary (gone or read-only → look for the new one; gone long enough and automatic
     /// promotion on → promote) and the replicas' rotation.
     public func monitor() async {
         if hasReplicas {
-            let primaryOK = (try? await primaryPool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }) == 0
+            let primaryOK = await Self.isWritable(primaryPool) == true
             let downFor: Duration? = primaryDownSince.withLock { since in
                 if primaryOK { since = nil; return nil }
                 if since == nil { since = .now }
@@ -219,19 +225,20 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         let operations = MariaDBOperations(nodes: nodes.map(\.pool.configuration), adminUser: admin.user, adminPassword: admin.password, logger: logger)
         let candidate = operations.nodes[1]
         do {
-            let lock = try await MariaDBConnection.connect(candidate)
-            defer { Task { await lock.close() } }
-            let got = try await lock.withSession { s in try s.query("SELECT GET_LOCK('storefront_promotion', 0) AS got").first?.decode("got", as: Int?.self) }
-            guard got == 1 else { return }
-            let writable = await operations.status().filter { $0.reachable && $0.readOnly == false }
-            guard writable.isEmpty else {
-                logger.notice("automatic promotion not needed: a writable server exists", metadata: ["writable": "\(writable.map(\.endpoint))"])
-                return
+            // The named lock lives as long as this connection: closing it releases the lock.
+            try await MariaDBConnection.withConnection(candidate) { lock in
+                let got = try await lock.withSession { s in try s.query("SELECT GET_LOCK('storefront_promotion', 0) AS got").first?.decode("got", as: Int?.self) }
+                guard got == 1 else { return }
+                let writable = await operations.status().filter { $0.reachable && $0.readOnly == false }
+                guard writable.isEmpty else {
+                    logger.notice("automatic promotion not needed: a writable server exists", metadata: ["writable": "\(writable.map(\.endpoint))"])
+                    return
+                }
+                logger.warning("primary unreachable: promoting automatically", metadata: ["candidate": "\(candidate.host):\(candidate.port)"])
+                let promotion = try await operations.promote(candidate)
+                autoPromotions.add(1, ordering: .relaxed)
+                logger.notice("automatic promotion done", metadata: ["promoted": "\(promotion.promoted)", "gtid": "\(promotion.gtidPosition)"])
             }
-            logger.warning("primary unreachable: promoting automatically", metadata: ["candidate": "\(candidate.host):\(candidate.port)"])
-            let promotion = try await operations.promote(candidate)
-            logger.notice("automatic promotion done", metadata: ["promoted": "\(promotion.promoted)", "gtid": "\(promotion.gtidPosition)"])
-            _ = try? await lock.withSession { s in try s.query("SELECT RELEASE_LOCK('storefront_promotion')") }
             lastDiscovery.withLock { $0 = nil }
             await discoverPrimary()
         } catch {

@@ -156,6 +156,32 @@ struct MariaDBConnectionTests {
         await b.close()
     }
 
+    /// A row lock held longer than `innodb_lock_wait_timeout`: a retryable `.lockWaitTimeout`.
+    @Test func lockWaitTimeoutsAreRetryable() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let holder = try await MariaDBConnection.connect(config)
+        let waiter = try await MariaDBConnection.connect(config)
+        _ = try await holder.withSession { s in
+            try s.execute("CREATE TABLE k (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            try s.execute("INSERT INTO k VALUES (1, 0)")
+            try s.execute("START TRANSACTION")
+            return try s.query("UPDATE k SET v = 1 WHERE id = 1", [])
+        }
+        let timedOut = await #expect(throws: MariaDBError.self) {
+            try await waiter.withSession { s in
+                try s.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                return try s.query("UPDATE k SET v = 2 WHERE id = 1", [])
+            }
+        }
+        #expect(timedOut?.kind == .lockWaitTimeout)
+        #expect(timedOut?.code == 1205)
+        #expect(timedOut?.isRetryable == true)
+        #expect(waiter.isBroken == false)
+        _ = try await holder.withSession { try $0.execute("ROLLBACK") }
+        await holder.close()
+        await waiter.close()
+    }
+
     @Test func transactionsCommitOrRollBack() async throws {
         guard let config = try await TestServers.freshDatabase() else { return }
         let connection = try await MariaDBConnection.connect(config)

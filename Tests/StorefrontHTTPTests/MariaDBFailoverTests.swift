@@ -147,19 +147,33 @@ extension LoadDrills {
         /// Phase 2, on the re-attached pair (the promoted server is the primary, the old primary its replica):
         /// a Storefront with automatic promotion on; the primary is killed; the app promotes the replica by
         /// itself (elected through the named lock) and purchases resume.
+        /// Two app servers run with automatic promotion; exactly one of them promotes.
         func automaticPromotion(primaryURL: String, replicaURL: String, dir: String) async throws {
-            let storefront = try await makeStorefront(instance: "auto-1") {
-                $0.databaseURL = primaryURL
-                $0.databaseReplicaURLs = [replicaURL]
-                $0.databaseAutoPromoteSeconds = 1
-                $0.databaseCheckSeconds = 1
-                $0.databaseAdminUser = "ops"
-                $0.databaseAdminPassword = "opspass"
-                $0.sagaLeaseSeconds = 2
-                $0.recoveryIntervalSeconds = 1
+            func server(_ name: String) async throws -> Storefront {
+                try await makeStorefront(instance: name) {
+                    $0.databaseURL = primaryURL
+                    $0.databaseReplicaURLs = [replicaURL]
+                    $0.databaseAutoPromoteSeconds = 1
+                    $0.databaseCheckSeconds = 1
+                    $0.databaseAdminUser = "ops"
+                    $0.databaseAdminPassword = "opspass"
+                    $0.sagaLeaseSeconds = 2
+                    $0.recoveryIntervalSeconds = 1
+                }
             }
+            let storefront = try await server("auto-1")
+            let other = try await server("auto-2")
             let mariadb = try #require(storefront.database.mariadb)
+            let otherDatabase = try #require(other.database.mariadb)
             let replica = try MariaDBConfiguration(url: replicaURL)
+            // The second server runs (its monitor included) until it too has switched to the promoted replica.
+            let second = Task {
+                try await other.test { _ in
+                    try await waitUntil("the second server switched", timeout: .seconds(60)) {
+                        otherDatabase.primaryEndpoint.hasPrefix("\(replica.host):\(replica.port)")
+                    }
+                }
+            }
             let (id, confirmedAfterKill, promotedAfter) = try await storefront.test { client -> (Int64, Int, Duration?) in
                 let id = try await client.createProduct(stock: 100)
                 for i in 0..<5 { #expect(try await client.purchase(id, key: "auto-before-\(i)").status == .created) }
@@ -179,8 +193,10 @@ extension LoadDrills {
                 }
                 return (id, confirmed, promotedAfter)
             }
-            print("[measure] mariadb automatic promotion: purchases resumed \(promotedAfter.map { "\($0)" } ?? "never") after the kill")
+            try await second.value
+            print("[measure] mariadb automatic promotion: purchases resumed \(promotedAfter.map { "\($0)" } ?? "never") after the kill; promotions by server: \(mariadb.automaticPromotions), \(otherDatabase.automaticPromotions)")
             #expect(confirmedAfterKill == 5, "purchases resumed after the automatic promotion")
+            #expect(mariadb.automaticPromotions + otherDatabase.automaticPromotions == 1, "one elected server promoted, once")
             #expect(mariadb.primaryEndpoint.hasPrefix("\(replica.host):\(replica.port)"), "the replica was promoted and chosen")
             let row = try await mariadb.read(.primary) { s in
                 try s.query("""

@@ -3,6 +3,7 @@ import MariaDB
 import StorefrontContracts
 import StorefrontCore
 @testable import StorefrontMariaDB
+import Synchronization
 import Testing
 
 /// Server URLs from `scripts/test-servers up`; a missing one fails the test (never a silent skip).
@@ -156,4 +157,34 @@ struct MariaDBContractTests {
         await #expect(throws: StorefrontError.self) { try await db.checkHealth() }
         await db.close()
     }
+
+    /// A transaction chosen as a deadlock victim is run again from the start — a bounded number of times.
+    @Test func deadlockVictimsAreRetriedABoundedNumberOfTimes() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let attempts = Attempts()
+        let one = try await db.write { s in
+            if attempts.next() < 3 { throw MariaDBError(code: 1213, sqlState: "40001", message: "Deadlock found when trying to get lock") }
+            return try s.query("SELECT 1 AS one").first!.decode("one", as: Int.self)
+        }
+        #expect(one == 1)
+        #expect(attempts.count == 3, "two victims, then success")
+        let always = Attempts()
+        let error = await #expect(throws: MariaDBError.self) {
+            try await db.write { _ in
+                _ = always.next()
+                throw MariaDBError(code: 1205, sqlState: "HY000", message: "Lock wait timeout exceeded")
+            }
+        }
+        #expect(error?.kind == .lockWaitTimeout)
+        #expect(always.count == db.settings.deadlockAttempts, "gives up after \(db.settings.deadlockAttempts) attempts")
+        await db.close()
+    }
+}
+
+/// Counts the attempts of a transaction body.
+final class Attempts: Sendable {
+    private let value = Atomic<Int>(0)
+    /// This attempt's number, from 1.
+    func next() -> Int { value.add(1, ordering: .relaxed).newValue }
+    var count: Int { value.load(ordering: .relaxed) }
 }
