@@ -32,6 +32,7 @@ public final class SagaOrchestrator: Sendable {
     private let clock: WallClock
     private let faults: (any SagaFaultInjector)?
     private let logger: Logger
+    private let finished = CounterFamily(label: "storefront_sagas_finished_total", dimensions: ["state", "reason"])
     private let active = Mutex<Set<UUID>>([])
 
     public init(
@@ -201,7 +202,7 @@ public final class SagaOrchestrator: Sendable {
     }
 
     private func record(_ saga: Saga) {
-        Counter(label: "storefront_sagas_finished_total", dimensions: [("state", saga.state.rawValue), ("reason", saga.failureCode ?? "none")]).increment()
+        finished.increment(saga.state.rawValue, saga.failureCode ?? "none")
     }
 }
 

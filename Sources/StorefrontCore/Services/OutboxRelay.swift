@@ -12,6 +12,7 @@ public final class OutboxRelay: Sendable {
     private let batchSize: Int
     private let clock: WallClock
     private let logger: Logger
+    private let published = Counter(label: "storefront_outbox_published_total")
 
     public init(outbox: any OutboxStore, publisher: any EventPublisher, batchSize: Int = 500, clock: WallClock = .system,
                 logger: Logger = Logger(label: "storefront.outbox-relay")) {
@@ -31,7 +32,7 @@ public final class OutboxRelay: Sendable {
         let outcome = await publisher.publish(batch)
         if outcome.delivered > 0 {
             try await outbox.markPublished(ids: batch.prefix(outcome.delivered).map(\.id), at: clock.now())
-            Counter(label: "storefront_outbox_published_total").increment(by: outcome.delivered)
+            published.increment(by: outcome.delivered)
         }
         if let error = outcome.error { throw error }
         return outcome.delivered

@@ -62,6 +62,7 @@ public final class PurchaseService: Sendable {
     private let clock: WallClock
     private let logger: Logger
     private let reconciler: StockReconciler?
+    private let outcomes = CounterFamily(label: "storefront_purchases_total", dimensions: ["outcome"])
     private let byKey = SingleFlight<String, PurchaseResult>()
 
     public init(
@@ -108,7 +109,7 @@ public final class PurchaseService: Sendable {
         } else {
             result = try await Task(operation: work).value
         }
-        Counter(label: "storefront_purchases_total", dimensions: [("outcome", result.saga.state.rawValue)]).increment()
+        outcomes.increment(result.saga.state.rawValue)
         reconciler?.note(request.productId)
         return result
     }
@@ -149,7 +150,7 @@ public final class PurchaseService: Sendable {
             if let key = request.idempotencyKey, let existing = try await sagas.saga(idempotencyKey: key) {
                 return try await replay(existing, for: request)
             }
-            Counter(label: "storefront_purchases_total", dimensions: [("outcome", "product_busy")]).increment()
+            outcomes.increment("product_busy")
             throw StorefrontError.productBusy(productId: productId, retryAfterSeconds: settings.retryAfterSeconds)
         }
         do {
@@ -166,7 +167,7 @@ public final class PurchaseService: Sendable {
     private func lockedPurchase(_ new: NewSaga, product: Product, request: PurchaseRequest) async throws -> PurchaseResult {
         let cached = try await dependency("stock counter") { try await self.cachedStock(product.id) }
         guard cached >= new.qty else {
-            Counter(label: "storefront_purchases_total", dimensions: [("outcome", "insufficient_stock")]).increment()
+            outcomes.increment("insufficient_stock")
             throw StorefrontError.insufficientStock(productId: product.id, available: cached)
         }
         let saga = try await runSaga(new, request: request) { _ in }
@@ -217,7 +218,7 @@ public final class PurchaseService: Sendable {
         switch reservation {
         case .reserved: break
         case .insufficient(let available):
-            Counter(label: "storefront_purchases_total", dimensions: [("outcome", "insufficient_stock")]).increment()
+            outcomes.increment("insufficient_stock")
             throw StorefrontError.insufficientStock(productId: product.id, available: available)
         case .missing:
             throw StorefrontError.unavailable("stock counter", retryAfterSeconds: settings.retryAfterSeconds)
