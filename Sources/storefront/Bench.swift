@@ -5,6 +5,7 @@ import MariaDB
 import RedisClient
 import StorefrontApp
 import StorefrontCore
+import StorefrontMariaDB
 import Synchronization
 
 struct Bench: AsyncParsableCommand {
@@ -110,15 +111,9 @@ struct MariaDBBench: AsyncParsableCommand {
 
     /// A throw-away database, a Storefront on it (in-process lock and counter: only the database is measured).
     private func measure(_ base: MariaDBConfiguration, mode: PurchaseMode, products: Int) async throws -> Double {
-        var admin = base
-        admin.database = nil
-        let name = "storefront_bench_\(UUID().uuidString.prefix(8).lowercased())"
-        let connection = try await MariaDBConnection.connect(admin)
-        _ = try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
+        let (name, urls) = try await MariaDBDatabase.createScratchDatabase(on: url, prefix: "storefront_bench", pointing: [url])
         var config = StorefrontConfig(instanceID: "bench")
-        var components = URLComponents(string: url)!
-        components.path = "/" + name
-        config.databaseURL = components.string!
+        config.databaseURL = urls[0]
         config.purchaseMode = mode
         config.lockWaitMilliseconds = 50
         config.databasePoolSize = concurrency
@@ -163,8 +158,11 @@ struct MariaDBBench: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         await storefront.shutdown()
-        _ = try await connection.withSession { try $0.execute("DROP DATABASE \(name)") }
-        await connection.close()
+        var admin = base
+        admin.database = nil
+        _ = try await MariaDBConnection.withConnection(admin) { connection in
+            try await connection.withSession { try $0.execute("DROP DATABASE \(name)") }
+        }
         return Double(purchases) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 

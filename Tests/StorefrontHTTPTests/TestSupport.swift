@@ -140,16 +140,8 @@ func freshMariaDBURLs(primary primaryVariable: String = "STOREFRONT_TEST_MARIADB
         Issue.record("\(primaryVariable) / \(replicaVariable) are not set: run the tests with scripts/test (it starts MariaDB)")
         throw MariaDBError(kind: .other, message: "no test MariaDB")
     }
-    let name = "storefront_t_\(UUID().uuidString.prefix(8).lowercased())"
-    let connection = try await MariaDBConnection.connect(try MariaDBConfiguration(url: primary))
-    _ = try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
-    await connection.close()
-    func renamed(_ url: String) -> String {
-        var components = URLComponents(string: url)!
-        components.path = "/" + name
-        return components.string!
-    }
-    return (renamed(primary), [renamed(replica)])
+    let urls = try await MariaDBDatabase.createScratchDatabase(on: primary, prefix: "storefront_t", pointing: [primary, replica]).urls
+    return (urls[0], [urls[1]])
 }
 
 extension Storefront {

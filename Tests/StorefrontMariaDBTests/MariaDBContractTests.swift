@@ -18,15 +18,11 @@ func serverURL(_ variable: String) -> String? {
 func freshMariaDB(primaryVariable: String = "STOREFRONT_TEST_MARIADB_URL", replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL",
                   replicas: [String]? = nil, settings: MariaDBSettings = .init()) async throws -> MariaDBDatabase? {
     guard let primaryURL = serverURL(primaryVariable), let replicaURL = serverURL(replicaVariable) else { return nil }
-    let name = "storefront_t_\(UUID().uuidString.prefix(8).lowercased())"
-    var primary = try MariaDBConfiguration(url: primaryURL)
-    let admin = try await MariaDBConnection.connect(primary)
-    _ = try await admin.withSession { try $0.execute("CREATE DATABASE \(name)") }
-    await admin.close()
-    primary.database = name
-    let replicaConfigs = try (replicas ?? [replicaURL]).map { url -> MariaDBConfiguration in
+    let (_, urls) = try await MariaDBDatabase.createScratchDatabase(on: primaryURL, prefix: "storefront_t",
+                                                                    pointing: [primaryURL] + (replicas ?? [replicaURL]))
+    let primary = try MariaDBConfiguration(url: urls[0])
+    let replicaConfigs = try urls.dropFirst().map { url -> MariaDBConfiguration in
         var c = try MariaDBConfiguration(url: url)
-        c.database = name
         c.connectTimeout = .seconds(2)
         return c
     }
