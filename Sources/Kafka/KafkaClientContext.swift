@@ -123,6 +123,17 @@ final class KafkaClientContext: Sendable {
         return opaque
     }
 
+    /// Installs this context on `conf` and creates the client; on failure nothing is left retained.
+    func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws -> (RawHandle, RawPointer) {
+        let opaque = install(on: conf, consumer: type == RD_KAFKA_CONSUMER)
+        do {
+            return (RawHandle(pointer: try makeHandle(type, conf)), RawPointer(pointer: opaque))
+        } catch {
+            Self.release(opaque)
+            throw error
+        }
+    }
+
     static func release(_ opaque: UnsafeMutableRawPointer) {
         Unmanaged<KafkaClientContext>.fromOpaque(opaque).release()
     }

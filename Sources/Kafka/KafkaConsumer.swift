@@ -35,15 +35,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
         let conf = try makeConf(configuration.properties)
         let context = KafkaClientContext(clientID: configuration.clientID, logger: logger)
-        let opaque = context.install(on: conf, consumer: true)
-        do {
-            handle = RawHandle(pointer: try makeHandle(RD_KAFKA_CONSUMER, conf))
-        } catch {
-            KafkaClientContext.release(opaque)
-            throw error
-        }
+        (handle, opaque) = try context.makeClient(RD_KAFKA_CONSUMER, conf)
         self.context = context
-        self.opaque = RawPointer(pointer: opaque)
         rd_kafka_poll_set_consumer(handle.pointer)
         let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -53,7 +46,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         let err = rd_kafka_subscribe(handle.pointer, list)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             rd_kafka_destroy(handle.pointer)
-            KafkaClientContext.release(opaque)
+            KafkaClientContext.release(opaque.pointer)
             throw KafkaError(err)
         }
     }

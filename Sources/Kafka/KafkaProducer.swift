@@ -116,14 +116,7 @@ public final class KafkaProducer: Service, @unchecked Sendable {
         let conf = try makeConf(configuration.properties)
         context = KafkaClientContext(clientID: configuration.clientID, logger: logger)
         rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
-        let opaque = context.install(on: conf, consumer: false)
-        do {
-            handle = RawHandle(pointer: try makeHandle(RD_KAFKA_PRODUCER, conf))
-        } catch {
-            KafkaClientContext.release(opaque)
-            throw error
-        }
-        self.opaque = RawPointer(pointer: opaque)
+        (handle, opaque) = try context.makeClient(RD_KAFKA_PRODUCER, conf)
     }
 
     /// The latest statistics librdkafka reported (zeros until the first report).
