@@ -352,14 +352,15 @@ extension Result where Failure == any Error {
 struct MariaDBTransportTests {
     /// TLS against the test primary (certificate signed by the test CA), verified: the session is encrypted.
     @Test func tlsWithAVerifiedCertificate() async throws {
-        guard var config = TestServers.primary, let ca = TestServers.url("STOREFRONT_TEST_MARIADB_TLS_CA") else { return }
+        guard var config = TestServers.primary, let ca = TestServers.url("STOREFRONT_TEST_MARIADB_TLS_CA"),
+              let otherCA = TestServers.url("STOREFRONT_TEST_OTHER_CA") else { return }
         config.tls = .init(caFile: ca, verifyServerCertificate: true)
         let connection = try await MariaDBConnection.connect(config)
         let cipher = try await connection.withSession { try $0.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'").rows[0].decode("Value", as: String.self) }
         #expect(!cipher.isEmpty, "the session is encrypted")
         await connection.close()
         // A CA that did not sign the server's certificate is refused.
-        config.tls = .init(caFile: "/etc/ssl/certs/ca-certificates.crt", verifyServerCertificate: true)
+        config.tls = .init(caFile: otherCA, verifyServerCertificate: true)
         await #expect(throws: MariaDBError.self) { try await MariaDBConnection.connect(config) }
     }
 
