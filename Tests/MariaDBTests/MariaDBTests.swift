@@ -156,6 +156,19 @@ struct MariaDBConnectionTests {
         await b.close()
     }
 
+    /// A connection serves one task at a time: a second task gets `.misuse`, and the first is unharmed.
+    @Test func aConnectionIsNeverSharedByTwoTasks() async throws {
+        guard let config = TestServers.primary else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        let slow = Task { try await connection.query("SELECT SLEEP(0.5) AS s, 1 AS one") }
+        try await Task.sleep(for: .milliseconds(100))
+        let refused = await #expect(throws: MariaDBError.self) { try await connection.query("SELECT 2") }
+        #expect(refused?.kind == .misuse)
+        #expect(try await slow.value.rows[0].decode("one") == 1)
+        #expect(try await connection.query("SELECT 3 AS three").rows[0].decode("three") == 3, "usable again once free")
+        await connection.close()
+    }
+
     /// A row lock held longer than `innodb_lock_wait_timeout`: a retryable `.lockWaitTimeout`.
     @Test func lockWaitTimeoutsAreRetryable() async throws {
         guard let config = try await TestServers.freshDatabase() else { return }

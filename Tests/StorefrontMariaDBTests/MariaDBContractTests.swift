@@ -102,6 +102,21 @@ struct MariaDBContractTests {
         await db.close()
     }
 
+    /// Product reads at `.replica` use the replica's pool; fresh product reads and saga reads never touch it.
+    @Test func readsAreRoutedByConsistency() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let replicaPool = db.replicas[0].pool
+        let p = try await db.products.create(ProductStoreContract.mug("routed", stock: 2), now: Date())
+        _ = try await db.products.product(id: p.id, consistency: .primary)
+        _ = try await db.sagas().countUnfinished()
+        _ = try await db.sagas().unpublished(limit: 10)
+        #expect(replicaPool.openConnections == 0, "primary reads stay on the primary")
+        _ = try await db.products.products(after: nil, limit: 10, consistency: .replica)
+        _ = try await db.products.product(id: p.id, consistency: .replica)
+        #expect(replicaPool.openConnections == 1, "product reads went to the replica")
+        await db.close()
+    }
+
     /// A replica that is down: the first read falls back to the primary and takes it out of rotation;
     /// nothing fails. With no replica at all, the primary serves reads.
     @Test func aStoppedReplicaIsBypassed() async throws {
