@@ -4,7 +4,9 @@ import StorefrontCore
 /// The whole HTTP API over the given services. The HTTP layer only translates: DTOs in, service calls, DTOs out.
 public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    // Metrics outside, so they record the status the error envelope chose.
+    // The proxy's request id first, so every log line and answer carries it; metrics outside the error
+    // envelope, so they record the status it chose.
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: MetricsMiddleware())
     let known = KnownRoutes()
     router.add(middleware: ErrorEnvelopeMiddleware(routes: known))

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import StorefrontApp
 import StorefrontCore
@@ -29,6 +30,29 @@ struct ProductRoutesTests {
             #expect(wrongMethod.status == .methodNotAllowed && wrongMethod.error == "method_not_allowed")
             #expect(wrongMethod.headers[.allow] == "GET")
             #expect(try await client.call(.get, "/purchase").headers[.allow] == "POST")
+        }
+    }
+
+    /// nginx passes its `$request_id`: the app answers (and logs) with that id instead of its own.
+    @Test func requestIdFromTheProxyIsAdopted() async throws {
+        try await makeStorefront().test { client in
+            let header = HTTPField.Name("X-Request-Id")!
+            let proxyID = "4f1c9a0e8b7d6c5b4a39281706f5e4d3"
+            let missing = try await client.call(.get, "/products/9999", headers: [header: proxyID])
+            #expect(missing.headers[header] == proxyID)
+            #expect((missing.json["error"] as? [String: any Sendable])?["requestId"] as? String == proxyID)
+            let id = try await client.createProduct(stock: 3)
+            #expect(try await client.call(.get, "/products/\(id)", headers: [header: "req-1.a_b:c"]).headers[header] == "req-1.a_b:c")
+            // Unusable ids (spaces, control text, too long) are not adopted: the app's own id is used.
+            for bad in ["has space", String(repeating: "a", count: 129), "x\"y"] {
+                let reply = try await client.call(.get, "/products/\(id)", headers: [header: bad])
+                let answered = try #require(reply.headers[header])
+                #expect(answered != bad && !answered.isEmpty)
+            }
+            // Without the header every response still carries an id, different each time.
+            let a = try await client.call(.get, "/products/\(id)").headers[header]
+            let b = try await client.call(.get, "/products/\(id)").headers[header]
+            #expect(a != nil && b != nil && a != b)
         }
     }
 
