@@ -25,9 +25,8 @@ struct KafkaDev: AsyncParsableCommand {
         try cluster.createTopic(topic, partitions: partitions, replicationFactor: Int32(min(brokers, 2)))
         let bootstrap = cluster.bootstrapServers
         if let bootstrapFile { try bootstrap.write(toFile: bootstrapFile, atomically: true, encoding: .utf8) }
-        print("kafka-dev: \(brokers) mock brokers at \(bootstrap); topic \(topic) (\(partitions) partitions, replication 2)")
-        print("bootstrap: \(bootstrap)")
-        flushOutput()
+        emit("kafka-dev: \(brokers) mock brokers at \(bootstrap); topic \(topic) (\(partitions) partitions, replication 2)")
+        emit("bootstrap: \(bootstrap)")
         let commands = AsyncStream<String> { continuation in
             Thread.detachNewThread {  // blocking reads stay off the cooperative pool
                 while let line = readLine() { continuation.yield(line) }
@@ -47,17 +46,16 @@ struct KafkaDev: AsyncParsableCommand {
             group.addTask {
                 for await line in commands {
                     let words = line.split(separator: " ")
-                    guard words.count == 2, let id = Int32(words[1]) else { print("commands: down N | up N"); continue }
+                    guard words.count == 2, let id = Int32(words[1]) else { emit("commands: down N | up N"); continue }
                     do {
                         switch words[0] {
-                        case "down": try cluster.setBrokerDown(id); print("broker \(id) down; brokers up: \(cluster.brokersUp)")
-                        case "up": try cluster.setBrokerUp(id); print("broker \(id) up; brokers up: \(cluster.brokersUp)")
-                        default: print("commands: down N | up N")
+                        case "down": try cluster.setBrokerDown(id); emit("broker \(id) down; brokers up: \(cluster.brokersUp)")
+                        case "up": try cluster.setBrokerUp(id); emit("broker \(id) up; brokers up: \(cluster.brokersUp)")
+                        default: emit("commands: down N | up N")
                         }
                     } catch {
-                        print("error: \(error)")
+                        emit("error: \(error)")
                     }
-                    flushOutput()
                 }
                 // Standard input closed (running in the background): keep serving until a signal.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
@@ -68,7 +66,7 @@ struct KafkaDev: AsyncParsableCommand {
             await group.next()
             group.cancelAll()
         }
-        print("kafka-dev: stopped")
+        emit("kafka-dev: stopped")
         withExtendedLifetime(cluster) {}
     }
 }
@@ -112,15 +110,16 @@ struct EventsTail: AsyncParsableCommand {
                 continue
             }
             guard seen.insert(event.eventId).inserted, sagaFilter == nil || event.sagaId == sagaFilter else { continue }
-            print(message.value)
-            flushOutput()
+            emit(message.value)
             printed += 1
         }
         await consumer.close()
     }
 }
 
-/// Flushes standard output (progress lines read by scripts through a pipe).
-func flushOutput() {
-    fflush(nil)  // every C stream, stdout included
+/// Writes one line to standard output at once, with write(2) rather than stdio's buffer: a pipe or file sees
+/// it immediately, and nothing waits on the lock of `stdin`'s FILE, which a thread blocked in `readLine()` holds
+/// (flushing every stream, `fflush(NULL)`, deadlocked `kafka-dev` that way while it waited for a command).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
