@@ -6,20 +6,29 @@ import Synchronization
 /// Wraps the in-memory store to count (and slow down) product reads.
 final class CountingProductStore: ProductStore {
     private let inner = InMemoryStore()
-    private let state = Mutex<(reads: Int, delay: Duration)>((0, .zero))
+    private let state = Mutex<(reads: Int, primaryReads: Int, delay: Duration, laggingReplica: Bool)>((0, 0, .zero, false))
 
     var reads: Int { state.withLock { $0.reads } }
+    /// Reads at `.primary` consistency (included in `reads`).
+    var primaryReads: Int { state.withLock { $0.primaryReads } }
+    /// A replica that has not received any product yet: `.replica` reads find nothing.
+    var laggingReplica: Bool {
+        get { state.withLock { $0.laggingReplica } }
+        set { state.withLock { $0.laggingReplica = newValue } }
+    }
     var delay: Duration {
         get { state.withLock { $0.delay } }
         set { state.withLock { $0.delay = newValue } }
     }
 
     func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
-        let delay = state.withLock { s in
+        let (delay, lagging) = state.withLock { s in
             s.reads += 1
-            return s.delay
+            if consistency == .primary { s.primaryReads += 1 }
+            return (s.delay, s.laggingReplica)
         }
         try await Task.sleep(for: delay)
+        if consistency == .replica, lagging { return nil }
         return try await inner.product(id: id, consistency: consistency)
     }
 

@@ -122,10 +122,23 @@ struct ProductCacheTests {
         for _ in 0..<5 {
             await #expect(throws: StorefrontError.productNotFound(42)) { try await catalog.product(id: 42) }
         }
-        #expect(store.reads == 1, "one database read, then the negative entry answers")
+        #expect(store.reads == 2 && store.primaryReads == 1, "one replica read confirmed on the primary, then the negative entry answers")
         try await Task.sleep(for: .milliseconds(300))
         await #expect(throws: StorefrontError.productNotFound(42)) { try await catalog.product(id: 42) }
-        #expect(store.reads == 2, "the negative entry expired")
+        #expect(store.reads == 4, "the negative entry expired")
+    }
+
+    /// A product created a moment ago that a lagging replica has not received is not answered 404 (nor cached
+    /// as absent): the replica's "not found" is confirmed on the primary.
+    @Test func aProductTheReplicaHasNotSeenYetIsNotAnswered404() async throws {
+        let store = CountingProductStore()
+        store.laggingReplica = true
+        let catalog = CatalogService(products: store, cache: InProcessProductCache(), counter: InProcessStockCounter())
+        let p = try await store.create(NewProduct(sku: "new", name: "New", description: "", priceMinor: 5, currency: "USD", stock: 7), now: Date())
+        #expect(try await catalog.product(id: p.id).available == 7)
+        #expect(store.primaryReads == 1)
+        #expect(try await catalog.product(id: p.id).sku == "new", "then cached")
+        #expect(store.reads == 2)
     }
 
     @Test func ttlIsJitteredAroundTheConfiguredValue() {

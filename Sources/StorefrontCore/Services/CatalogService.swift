@@ -48,7 +48,8 @@ public final class CatalogService: Sendable {
         self.logger = logger
     }
 
-    /// `GET /products/{id}`: cache, else one replica read shared by all concurrent misses, then fill the cache.
+    /// `GET /products/{id}`: cache, else one replica read shared by all concurrent misses (a replica's "not found"
+    /// confirmed on the primary), then fill the cache.
     public func product(id: Int64) async throws -> Product {
         guard id > 0 else { throw StorefrontError.productNotFound(id) }
         do {
@@ -75,7 +76,12 @@ public final class CatalogService: Sendable {
     }
 
     private func load(_ id: Int64) async throws -> Product? {
-        let product = try await products.product(id: id, consistency: .replica)
+        var product = try await products.product(id: id, consistency: .replica)
+        if product == nil {
+            // A replica that lags has not seen a product created a moment ago: "not found" is confirmed on the
+            // primary before it is answered and cached as absent (the negative cache keeps unknown ids cheap).
+            product = try await products.product(id: id, consistency: .primary)
+        }
         do {
             if let product {
                 try await cache.put(product, ttl: jitteredTTL())
