@@ -94,29 +94,37 @@ public struct Storefront: Sendable {
             adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: metrics)
     }
 
-    /// The HTTP application with its background services (saga recovery).
+    /// The HTTP application with its background services: saga recovery, stock reconciliation, the database
+    /// monitor (MariaDB with replicas) and the Kafka producer with the outbox relay — each a `PeriodicService`
+    /// (the producer's poll loop is a service of its own).
     public func application() -> some ApplicationProtocol {
         var app = Application(
             router: buildRouter(services),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "storefront"),
             logger: logger)
+        let recoveryInterval = Duration.seconds(config.recoveryIntervalSeconds)
+        let reconcileInterval = Duration.seconds(config.stockReconcileSeconds)
         app.addServices(
-            BackgroundLoop(name: "saga recovery") { [recovery, config] in await recovery.run(interval: .seconds(config.recoveryIntervalSeconds)) },
-            BackgroundLoop(name: "stock reconciliation") { [reconciler, config] in await reconciler.run(interval: .seconds(config.stockReconcileSeconds)) })
+            PeriodicService("saga recovery", retryAfter: recoveryInterval, logger: logger) { [recovery] in
+                try await recovery.pass()
+                return recoveryInterval
+            },
+            PeriodicService("stock reconciliation", firstPause: reconcileInterval, retryAfter: reconcileInterval, logger: logger) { [reconciler] in
+                _ = await reconciler.sweep()
+                return reconcileInterval
+            })
         if let mariadb = database.mariadb, mariadb.hasReplicas {
-            app.addServices(BackgroundLoop(name: "database monitor") { [config] in
-                while !Task.isCancelled {
-                    await mariadb.monitor()
-                    try? await Task.sleep(for: .seconds(config.databaseCheckSeconds))
-                }
+            let checkInterval = Duration.seconds(config.databaseCheckSeconds)
+            app.addServices(PeriodicService("database monitor", retryAfter: checkInterval, logger: logger) {
+                await mariadb.monitor()
+                return checkInterval
             })
         }
         if let relay, let producer {
             // The producer's poll loop first: services stop in reverse order, so the relay drains before it.
-            app.addServices(producer, BackgroundLoop(name: "outbox relay") {
-                await relay.run()
-                // Shutdown: publish what the last requests wrote (what is left is published by the next start).
-                try? await relay.drain(maxBatches: 100)
+            // At shutdown the relay publishes what the last requests wrote (what is left, the next start does).
+            app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: { try? await relay.drain(maxBatches: 100) }) {
+                await relay.step()
             })
         }
         return app
@@ -129,18 +137,6 @@ extension Storefront {
         await producer?.close()
         await redis?.close()
         await database.close()
-    }
-}
-
-/// A background loop (saga recovery, stock reconciliation) that runs until graceful shutdown.
-struct BackgroundLoop: Service, CustomStringConvertible {
-    let name: String
-    let body: @Sendable () async -> Void
-
-    var description: String { name }
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await body() }
     }
 }
 

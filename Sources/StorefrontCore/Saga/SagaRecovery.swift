@@ -59,19 +59,15 @@ public final class SagaRecovery: Sendable {
         return report
     }
 
-    /// Runs until the task is cancelled: every `interval`, renews own leases and recovers expired sagas.
-    public func run(interval: Duration) async {
-        while !Task.isCancelled {
-            do {
-                try await orchestrator.renewLeases()
-                let report = try await recoverOnce()
-                if report.claimed > 0 {
-                    logger.info("recovery pass", metadata: ["claimed": "\(report.claimed)", "finished": "\(report.finished)", "unfinished": "\(report.leftUnfinished)"])
-                }
-            } catch {
-                logger.warning("recovery pass failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: interval)
+    /// One round of the app server's recovery service: renews this instance's leases, then recovers expired
+    /// sagas (the app runs it every `STOREFRONT_RECOVERY_INTERVAL_SECONDS`).
+    @discardableResult
+    public func pass() async throws -> Report {
+        try await orchestrator.renewLeases()
+        let report = try await recoverOnce()
+        if report.claimed > 0 {
+            logger.info("recovery pass", metadata: ["claimed": "\(report.claimed)", "finished": "\(report.finished)", "unfinished": "\(report.leftUnfinished)"])
         }
+        return report
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 
 /// Moves the transactional outbox to the event stream: reads unpublished records in id order, publishes them,
 /// and marks them published only after the broker acknowledged them. At-least-once: a crash between
@@ -13,6 +14,8 @@ public final class OutboxRelay: Sendable {
     private let clock: WallClock
     private let logger: Logger
     private let published = Counter(label: "storefront_outbox_published_total")
+    /// Failed rounds in a row (the relay service's back-off).
+    private let consecutiveFailures = Mutex(0)
 
     public init(outbox: any OutboxStore, publisher: any EventPublisher, batchSize: Int = 500, clock: WallClock = .system,
                 logger: Logger = Logger(label: "storefront.outbox-relay")) {
@@ -43,24 +46,21 @@ public final class OutboxRelay: Sendable {
         for _ in 0..<maxBatches where try await relayOnce() > 0 {}
     }
 
-    /// Runs until the task is cancelled: publishes as fast as records appear, backs off (up to 5 s) while
+    /// One round of the app server's relay service: publishes a batch and returns the pause before the next —
+    /// none while records keep coming, `idle` once the outbox is empty, and a back-off doubling up to 5 s while
     /// publishing fails.
-    public func run(idle: Duration = .milliseconds(100)) async {
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                let published = try await relayOnce()
-                if failures > 0 { logger.info("outbox relay resumed", metadata: ["published": "\(published)"]) }
-                failures = 0
-                if published == 0 { try? await Task.sleep(for: idle) }
-            } catch {
-                failures += 1
-                let delay = min(Duration.milliseconds(100) * (1 << min(failures - 1, 6)), .seconds(5))
-                if failures == 1 || failures % 20 == 0 {
-                    logger.warning("outbox relay cannot publish; retrying", metadata: ["error": "\(error)", "attempt": "\(failures)"])
-                }
-                try? await Task.sleep(for: delay)
+    public func step(idle: Duration = .milliseconds(100)) async -> Duration {
+        do {
+            let published = try await relayOnce()
+            let failures = consecutiveFailures.withLock { f in defer { f = 0 }; return f }
+            if failures > 0 { logger.info("outbox relay resumed", metadata: ["published": "\(published)"]) }
+            return published == 0 ? idle : .zero
+        } catch {
+            let failures = consecutiveFailures.withLock { f in f += 1; return f }
+            if failures == 1 || failures % 20 == 0 {
+                logger.warning("outbox relay cannot publish; retrying", metadata: ["error": "\(error)", "attempt": "\(failures)"])
             }
+            return min(Duration.milliseconds(100) * (1 << min(failures - 1, 6)), .seconds(5))
         }
     }
 }

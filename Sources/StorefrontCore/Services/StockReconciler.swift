@@ -129,13 +129,4 @@ public final class StockReconciler: Sendable {
             return .corrected
         }
     }
-
-    /// Sweeps every `interval` until the task is cancelled.
-    public func run(interval: Duration) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { break }
-            await sweep()
-        }
-    }
 }
