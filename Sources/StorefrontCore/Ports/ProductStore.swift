@@ -22,17 +22,3 @@ public protocol ProductStore: Sendable {
     /// Creates `count` demo products in batches; `progress` is called with the number done so far.
     func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws
 }
-
-/// A dependency whose health `/health/ready` reports.
-public protocol HealthCheckable: Sendable {
-    var healthName: String { get }
-    /// Throws when the dependency cannot serve.
-    func checkHealth() async throws
-    /// False for a dependency the service works without (read replicas): its failure shows as `degraded`
-    /// and does not make the server unready.
-    var healthIsCritical: Bool { get }
-}
-
-extension HealthCheckable {
-    public var healthIsCritical: Bool { true }
-}

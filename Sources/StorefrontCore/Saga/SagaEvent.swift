@@ -106,38 +106,3 @@ public struct SagaEvent: Sendable, Equatable, Codable {
         try c.encodeIfPresent(reason, forKey: .reason)
     }
 }
-
-/// A row of the transactional outbox.
-public struct OutboxRecord: Sendable, Equatable {
-    public var id: Int64
-    public var eventId: UUID
-    public var topic: String
-    public var key: String
-    public var payload: String
-    public var createdAt: Date
-    public var publishedAt: Date?
-
-    public init(id: Int64, eventId: UUID, topic: String, key: String, payload: String, createdAt: Date, publishedAt: Date?) {
-        self.id = id
-        self.eventId = eventId
-        self.topic = topic
-        self.key = key
-        self.payload = payload
-        self.createdAt = createdAt
-        self.publishedAt = publishedAt
-    }
-}
-
-/// RFC 3339 UTC timestamps with millisecond precision.
-public enum Timestamp {
-    public static func rfc3339(_ date: Date) -> String {
-        date.formatted(style)
-    }
-
-    public static func parse(_ string: String) -> Date? {
-        if let d = try? style.parse(string) { return d }
-        return try? Date.ISO8601FormatStyle(timeZone: .gmt).parse(string)
-    }
-
-    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
-}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// What is needed to open a saga.
+public struct NewSaga: Sendable, Equatable {
+    public var id: UUID
+    public var idempotencyKey: String?
+    public var productId: Int64
+    public var qty: Int64
+    public var amountMinor: Int64
+    public var currency: String
+    public var mode: PurchaseMode
+    public var owner: String
+    public var leaseUntil: Date
+
+    public init(
+        id: UUID = UUID(), idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
+        mode: PurchaseMode, owner: String, leaseUntil: Date
+    ) {
+        self.id = id
+        self.idempotencyKey = idempotencyKey
+        self.productId = productId
+        self.qty = qty
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.mode = mode
+        self.owner = owner
+        self.leaseUntil = leaseUntil
+    }
+}
+
+/// Result of opening a saga with an idempotency key.
+public enum BeginResult: Sendable, Equatable {
+    case created(Saga)
+    /// A saga with the same idempotency key already exists.
+    case existing(Saga)
+}
