@@ -6,6 +6,10 @@ import ServiceLifecycle
 /// `atShutdown` once. A round that throws is logged and tried again after `retryAfter`. Saga recovery, stock
 /// reconciliation, the outbox relay and the database monitor all have this one shape, so they start, stop
 /// and fail the same way.
+///
+/// Graceful shutdown ends the pause, never a round: a round in flight (a recovery pass driving a saga, a relay
+/// batch Kafka acknowledged but not yet marked) finishes first. Cancellation (the group failing) stops at
+/// once and skips `atShutdown`.
 public struct PeriodicService: Service, CustomStringConvertible {
     public let description: String
     private let firstPause: Duration
@@ -31,25 +35,26 @@ public struct PeriodicService: Service, CustomStringConvertible {
 
     public func run() async throws {
         logger.debug("background service started", metadata: ["service": "\(description)"])
-        await cancelWhenGracefulShutdown { [self] in
-            var pause = firstPause
-            while !Task.isCancelled {
-                if pause > .zero {
-                    do { try await Task.sleep(for: pause) } catch { break }  // cancelled: shutting down
-                }
-                do {
-                    pause = try await round()
-                } catch is CancellationError {
-                    break
-                } catch {
-                    logger.warning("background round failed; trying again", metadata: [
-                        "service": "\(description)", "error": "\(error)", "retryAfter": "\(retryAfter)",
-                    ])
-                    pause = retryAfter
-                }
+        var pause = firstPause
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            if pause > .zero {
+                // Only the pause ends early on graceful shutdown.
+                let wait = pause
+                let slept: Void? = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                guard slept != nil else { break }
+            }
+            do {
+                pause = try await round()
+            } catch is CancellationError where Task.isCancelled {
+                break
+            } catch {
+                logger.warning("background round failed; trying again", metadata: [
+                    "service": "\(description)", "error": "\(error)", "retryAfter": "\(retryAfter)",
+                ])
+                pause = retryAfter
             }
         }
-        await atShutdown?()
+        if !Task.isCancelled { await atShutdown?() }
         logger.debug("background service stopped", metadata: ["service": "\(description)"])
     }
 }

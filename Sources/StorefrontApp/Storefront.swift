@@ -102,17 +102,22 @@ public struct Storefront: Sendable {
             router: buildRouter(services),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "storefront"),
             logger: logger)
-        let recoveryInterval = Duration.seconds(config.recoveryIntervalSeconds)
-        let reconcileInterval = Duration.seconds(config.stockReconcileSeconds)
-        app.addServices(
-            PeriodicService("saga recovery", retryAfter: recoveryInterval, logger: logger) { [recovery] in
-                try await recovery.pass()
-                return recoveryInterval
-            },
-            PeriodicService("stock reconciliation", firstPause: reconcileInterval, retryAfter: reconcileInterval, logger: logger) { [reconciler] in
-                _ = await reconciler.sweep()
-                return reconcileInterval
+        // Services stop in reverse order (the HTTP server, added last by Hummingbird, first): saga recovery and
+        // reconciliation, then the database monitor, then the relay's final drain, then the Kafka producer's
+        // flush — so events written by the last requests and recovery rounds are still published.
+        if let relay, let producer {
+            app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: { [logger] in
+                // Publish what the last requests wrote — unless the brokers are failing (what is left, the next
+                // start publishes; waiting for a broker that is away would outlast the stop timeout).
+                guard !relay.isFailing else {
+                    logger.notice("outbox relay: brokers unreachable at shutdown; the next start publishes what is left")
+                    return
+                }
+                try? await relay.drain(maxBatches: 100)
+            }) {
+                await relay.step()
             })
+        }
         if let mariadb = database.mariadb, mariadb.hasReplicas {
             let checkInterval = Duration.seconds(config.databaseCheckSeconds)
             app.addServices(PeriodicService("database monitor", retryAfter: checkInterval, logger: logger) {
@@ -120,13 +125,17 @@ public struct Storefront: Sendable {
                 return checkInterval
             })
         }
-        if let relay, let producer {
-            // The producer's poll loop first: services stop in reverse order, so the relay drains before it.
-            // At shutdown the relay publishes what the last requests wrote (what is left, the next start does).
-            app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: { try? await relay.drain(maxBatches: 100) }) {
-                await relay.step()
+        let recoveryInterval = Duration.seconds(config.recoveryIntervalSeconds)
+        let reconcileInterval = Duration.seconds(config.stockReconcileSeconds)
+        app.addServices(
+            PeriodicService("stock reconciliation", firstPause: reconcileInterval, retryAfter: reconcileInterval, logger: logger) { [reconciler] in
+                _ = await reconciler.sweep()
+                return reconcileInterval
+            },
+            PeriodicService("saga recovery", retryAfter: recoveryInterval, logger: logger) { [recovery] in
+                try await recovery.pass()
+                return recoveryInterval
             })
-        }
         return app
     }
 }

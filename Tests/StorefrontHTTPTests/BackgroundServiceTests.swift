@@ -28,23 +28,30 @@ struct BackgroundServiceTests {
         }
     }
 
-    @Test func roundsRepeatAFailingRoundIsRetriedAndShutdownRunsOnce() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func roundsRepeatAFailingRoundIsRetriedAfterRetryAfterAndShutdownRunsOnce() async throws {
         let tally = Tally()
-        let service = PeriodicService("test job", retryAfter: .milliseconds(5), logger: Logger(label: "test"),
+        let times = Mutex<[ContinuousClock.Instant]>([])
+        let service = PeriodicService("test job", retryAfter: .milliseconds(300), logger: Logger(label: "test"),
                                       atShutdown: { tally.shutdowns.withLock { $0 += 1 } }) {
+            times.withLock { $0.append(.now) }
             let n = tally.rounds.withLock { r in r += 1; return r }
             if n == 2 { throw Flaky() }  // a failing round does not stop the service
-            return .milliseconds(5)
+            return .milliseconds(1)
         }
         try await run(service) { tally.count >= 5 }
         let rounds = tally.count
         #expect(rounds >= 5)
         #expect(tally.shutdowns.withLock { $0 } == 1)
+        let t = times.withLock { $0 }
+        #expect(t[1] - t[0] < .milliseconds(250), "a round's own pause (1 ms)")
+        #expect(t[2] - t[1] >= .milliseconds(300), "after a failed round: retryAfter")
         try await Task.sleep(for: .milliseconds(50))
         #expect(tally.count == rounds, "no round after graceful shutdown")
     }
 
-    @Test func theFirstRoundWaitsForTheFirstPause() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func theFirstRoundWaitsForTheFirstPause() async throws {
         let tally = Tally()
         let started = ContinuousClock.now
         let firstRound = Mutex<Duration?>(nil)
@@ -58,16 +65,43 @@ struct BackgroundServiceTests {
         #expect(tally.count == 1, "the next round waits for the pause the round returned (cut short by shutdown)")
     }
 
-    /// The relay's rounds: no pause while records keep coming, back-off doubling while publishing fails, back
-    /// to the idle pause once the outbox is empty.
+    /// Graceful shutdown ends a pause, never a round in flight: the round completes, then `atShutdown` runs.
+    @Test(.timeLimit(.minutes(1)))
+    func gracefulShutdownLetsTheRoundInFlightFinish() async throws {
+        let tally = Tally()
+        let inRound = Mutex(false)
+        let finished = Mutex(false)
+        let service = PeriodicService("test job", logger: Logger(label: "test"), atShutdown: {
+            #expect(finished.withLock { $0 }, "atShutdown after the round")
+            tally.shutdowns.withLock { $0 += 1 }
+        }) {
+            inRound.withLock { $0 = true }
+            try await Task.sleep(for: .milliseconds(300))  // would throw if the round were cancelled
+            finished.withLock { $0 = true }
+            return .seconds(60)
+        }
+        try await run(service) { inRound.withLock { $0 } }
+        #expect(finished.withLock { $0 })
+        #expect(tally.shutdowns.withLock { $0 } == 1)
+    }
+
+    /// The relay's rounds: back-off doubling (capped at 5 s) while publishing fails, no pause while records keep
+    /// coming, the idle pause once the outbox is empty; the back-off starts over after a success.
     @Test func outboxRelayStepsBackOffWhileThePublisherFails() async throws {
         let outbox = ListOutbox((1...3).map { OutboxRecord(id: $0, eventId: UUID(), topic: "t", key: "k", payload: "{}", createdAt: Date(), publishedAt: nil) })
-        let publisher = FailingPublisher(failures: 3)
+        let publisher = FailingPublisher(failures: 8)
         let relay = OutboxRelay(outbox: outbox, publisher: publisher, batchSize: 1)
-        let idle = Duration.milliseconds(100)
+        let idle = Duration.milliseconds(50)
         var pauses: [Duration] = []
-        for _ in 0..<7 { pauses.append(await relay.step(idle: idle)) }
-        #expect(pauses == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .zero, .zero, .zero, idle])
+        for _ in 0..<10 { pauses.append(await relay.step(idle: idle)) }
+        let backOff: [Duration] = [100, 200, 400, 800, 1600, 3200, 5000, 5000].map { .milliseconds($0) }
+        #expect(pauses == backOff + [.zero, .zero])
+        #expect(relay.isFailing == false)
+        publisher.fail(1)
+        #expect(await relay.step(idle: idle) == .milliseconds(100), "the back-off starts over")
+        #expect(relay.isFailing)
+        #expect(await relay.step(idle: idle) == .zero)
+        #expect(await relay.step(idle: idle) == idle, "empty outbox: the idle pause")
         #expect(outbox.left == 0)
     }
 }
@@ -93,6 +127,8 @@ final class FailingPublisher: EventPublisher {
     struct Down: Error {}
     private let remaining: Mutex<Int>
     init(failures: Int) { remaining = Mutex(failures) }
+    /// Fails the next `n` batches.
+    func fail(_ n: Int) { remaining.withLock { $0 = n } }
     func publish(_ records: [OutboxRecord]) async -> PublishOutcome {
         let fail = remaining.withLock { r in defer { if r > 0 { r -= 1 } }; return r > 0 }
         return fail ? PublishOutcome(delivered: 0, error: Down()) : PublishOutcome(delivered: records.count, error: nil)

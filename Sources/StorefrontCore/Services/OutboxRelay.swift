@@ -41,6 +41,9 @@ public final class OutboxRelay: Sendable {
         return outcome.delivered
     }
 
+    /// True after a failed round and until a round succeeds (the brokers are away).
+    public var isFailing: Bool { consecutiveFailures.withLock { $0 > 0 } }
+
     /// Relays until the outbox is empty (tests, `storefront` shutdown).
     public func drain(maxBatches: Int = 10_000) async throws {
         for _ in 0..<maxBatches where try await relayOnce() > 0 {}
