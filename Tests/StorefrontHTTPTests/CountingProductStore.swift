@@ -6,7 +6,8 @@ import Synchronization
 /// Wraps the in-memory store to count (and slow down) product reads.
 final class CountingProductStore: ProductStore {
     private let inner = InMemoryStore()
-    private let state = Mutex<(reads: Int, primaryReads: Int, delay: Duration, laggingReplica: Bool)>((0, 0, .zero, false))
+    private let state = Mutex<(reads: Int, primaryReads: Int, delay: Duration, laggingReplica: Bool, primaryDown: Bool)>((0, 0, .zero, false, false))
+    struct PrimaryDown: Error {}
 
     var reads: Int { state.withLock { $0.reads } }
     /// Reads at `.primary` consistency (included in `reads`).
@@ -16,19 +17,25 @@ final class CountingProductStore: ProductStore {
         get { state.withLock { $0.laggingReplica } }
         set { state.withLock { $0.laggingReplica = newValue } }
     }
+    /// `.primary` reads fail (the primary does not answer).
+    var primaryDown: Bool {
+        get { state.withLock { $0.primaryDown } }
+        set { state.withLock { $0.primaryDown = newValue } }
+    }
     var delay: Duration {
         get { state.withLock { $0.delay } }
         set { state.withLock { $0.delay = newValue } }
     }
 
     func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
-        let (delay, lagging) = state.withLock { s in
+        let (delay, lagging, primaryDown) = state.withLock { s in
             s.reads += 1
             if consistency == .primary { s.primaryReads += 1 }
-            return (s.delay, s.laggingReplica)
+            return (s.delay, s.laggingReplica, s.primaryDown)
         }
         try await Task.sleep(for: delay)
         if consistency == .replica, lagging { return nil }
+        if consistency == .primary, primaryDown { throw PrimaryDown() }
         return try await inner.product(id: id, consistency: consistency)
     }
 

@@ -141,6 +141,21 @@ struct ProductCacheTests {
         #expect(store.reads == 2)
     }
 
+    /// With the primary unreachable, the replica's "not found" is answered (404, not 503) but not cached: the
+    /// next view asks again.
+    @Test func anUnknownIdWithThePrimaryDownIs404AndNotCached() async throws {
+        let store = CountingProductStore()
+        store.primaryDown = true
+        let catalog = CatalogService(products: store, cache: InProcessProductCache(), counter: InProcessStockCounter())
+        await #expect(throws: StorefrontError.productNotFound(7)) { try await catalog.product(id: 7) }
+        await #expect(throws: StorefrontError.productNotFound(7)) { try await catalog.product(id: 7) }
+        #expect(store.reads == 4, "replica + primary twice: nothing cached")
+        store.primaryDown = false
+        await #expect(throws: StorefrontError.productNotFound(7)) { try await catalog.product(id: 7) }
+        await #expect(throws: StorefrontError.productNotFound(7)) { try await catalog.product(id: 7) }
+        #expect(store.reads == 6, "confirmed absent, then cached")
+    }
+
     @Test func ttlIsJitteredAroundTheConfiguredValue() {
         let catalog = CatalogService(products: CountingProductStore(), cache: InProcessProductCache(), counter: InProcessStockCounter())
         let ttls: [Duration] = (0..<200).map { _ in catalog.jitteredTTL() }

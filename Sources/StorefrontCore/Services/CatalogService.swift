@@ -77,15 +77,22 @@ public final class CatalogService: Sendable {
 
     private func load(_ id: Int64) async throws -> Product? {
         var product = try await products.product(id: id, consistency: .replica)
+        var confirmedAbsent = true
         if product == nil {
             // A replica that lags has not seen a product created a moment ago: "not found" is confirmed on the
             // primary before it is answered and cached as absent (the negative cache keeps unknown ids cheap).
-            product = try await products.product(id: id, consistency: .primary)
+            // A primary that does not answer leaves the replica's word: 404, not cached.
+            do {
+                product = try await products.product(id: id, consistency: .primary)
+            } catch {
+                confirmedAbsent = false
+                logger.debug("could not confirm an unknown product on the primary", metadata: ["product": "\(id)", "error": "\(error)"])
+            }
         }
         do {
             if let product {
                 try await cache.put(product, ttl: jitteredTTL())
-            } else {
+            } else if confirmedAbsent {
                 try await cache.putAbsent(id: id, ttl: settings.negativeTTL)
             }
         } catch {
