@@ -16,6 +16,22 @@ public struct StorefrontDatabase: Sendable {
     /// Set for the MariaDB engine.
     public let mariadb: MariaDBDatabase?
 
+    /// The database alone, for one-shot commands (`migrate`, `seed`, `events`): opened (migrations applied),
+    /// handed to `body`, and closed when `body` ends — no cache, lock, Kafka producer or HTTP server.
+    public static func with<T: Sendable>(
+        _ config: StorefrontConfig, logger: Logger, _ body: (StorefrontDatabase) async throws -> T
+    ) async throws -> T {
+        let database = try await open(config, logger: logger)
+        do {
+            let result = try await body(database)
+            await database.close()
+            return result
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
     /// Opens the engine and applies pending migrations.
     static func open(_ config: StorefrontConfig, logger: Logger) async throws -> StorefrontDatabase {
         let url = config.databaseURL

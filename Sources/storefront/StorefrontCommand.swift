@@ -68,8 +68,8 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try await Storefront(config: config, logger: makeLogger(config))
-        print("migrations applied: \(try await storefront.database.appliedMigrations().joined(separator: ", "))")
+        let applied = try await StorefrontDatabase.with(config, logger: makeLogger(config)) { try await $0.appliedMigrations() }
+        print("migrations applied: \(applied.joined(separator: ", "))")
     }
 }
 
@@ -86,12 +86,13 @@ struct Seed: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try await Storefront(config: config, logger: makeLogger(config))
-        let total = products
+        let total = products, stock = stock
         let start = ContinuousClock.now
-        try await storefront.database.products.seed(count: total, stock: stock, now: Date()) { done in
-            if total >= 10_000 || done == total {
-                FileHandle.standardError.write(Data("\rseeded \(done)/\(total) products".utf8))
+        try await StorefrontDatabase.with(config, logger: makeLogger(config)) { database in
+            try await database.products.seed(count: total, stock: stock, now: Date()) { done in
+                if total >= 10_000 || done == total {
+                    FileHandle.standardError.write(Data("\rseeded \(done)/\(total) products".utf8))
+                }
             }
         }
         FileHandle.standardError.write(Data("\n".utf8))
@@ -113,19 +114,22 @@ struct EventsOutbox: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let storefront = try await Storefront(config: config, logger: makeLogger(config))
         let sagaId = try saga.map { raw -> UUID in
             guard let id = UUID(uuidString: raw) else { throw ValidationError("--saga must be a UUID") }
             return id
         }
-        var after: Int64 = 0
-        while true {
-            let records = unpublished
-                ? try await storefront.services.outbox.unpublished(limit: 10_000).filter { $0.id > after && (sagaId == nil || $0.key == sagaId!.uuidString) }
-                : try await storefront.services.outbox.records(after: after, limit: 1000, sagaId: sagaId)
-            for record in records { print(record.payload) }
-            guard let last = records.last, !unpublished else { break }
-            after = last.id
+        let unpublished = unpublished
+        try await StorefrontDatabase.with(config, logger: makeLogger(config)) { database in
+            let outbox = database.sagas
+            var after: Int64 = 0
+            while true {
+                let records = unpublished
+                    ? try await outbox.unpublished(limit: 10_000).filter { $0.id > after && (sagaId == nil || $0.key == sagaId!.uuidString) }
+                    : try await outbox.records(after: after, limit: 1000, sagaId: sagaId)
+                for record in records { print(record.payload) }
+                guard let last = records.last, !unpublished else { break }
+                after = last.id
+            }
         }
     }
 }
