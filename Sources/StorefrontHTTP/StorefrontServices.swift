@@ -1,10 +1,12 @@
 import Prometheus
 import StorefrontCore
 
-/// What the HTTP layer serves: application services and ports, chosen by the wiring (embedded or engines).
+/// What the HTTP layer serves: application services, chosen by the wiring (embedded or engines). The saga and
+/// outbox ports are here for tools and tests that inspect what happened; the routes use the services.
 public struct StorefrontServices: Sendable {
     public var catalog: CatalogService
     public var purchases: PurchaseService
+    public var orders: OrderService
     public var sagas: any SagaStore
     public var outbox: any OutboxStore
     public var health: [any HealthCheckable]
@@ -18,6 +20,7 @@ public struct StorefrontServices: Sendable {
     ) {
         self.catalog = catalog
         self.purchases = purchases
+        self.orders = OrderService(sagas: sagas, outbox: outbox)
         self.sagas = sagas
         self.outbox = outbox
         self.health = health

@@ -6,7 +6,7 @@ import StorefrontCore
 /// every admin call is 401.
 struct AdminController {
     let catalog: CatalogService
-    let outbox: any OutboxStore
+    let orders: OrderService
     let adminToken: String?
     let maxBodyBytes: Int
 
@@ -41,7 +41,7 @@ struct AdminController {
                 guard let id = UUID(uuidString: raw) else { throw APIError.invalidParameter("sagaId must be a UUID") }
                 return id
             }
-            let records = try await outbox.records(after: after, limit: limit, sagaId: sagaId)
+            let records = try await orders.events(after: after, limit: limit, sagaId: sagaId)
             let items = try records.map { EventPageDTO.Item(id: $0.id, published: $0.publishedAt != nil, event: try SagaEvent.decode($0.payload)) }
             return try jsonResponse(EventPageDTO(items: items, next: records.count == limit ? records.last?.id : nil))
         }

@@ -4,7 +4,7 @@ import StorefrontCore
 /// `POST /purchase` and `GET /orders/{id}`.
 struct PurchaseController {
     let purchases: PurchaseService
-    let sagas: any SagaStore
+    let orders: OrderService
     let maxBodyBytes: Int
 
     func addRoutes(to router: Router<AppRequestContext>) {
@@ -24,11 +24,8 @@ struct PurchaseController {
         }
         router.get("/orders/:id") { _, context in
             let id = try context.positiveID()
-            // Orders are read from the primary: a client checks its order right after buying it.
-            guard let order = try await sagas.order(id: id), let saga = try await sagas.saga(id: order.sagaId) else {
-                throw StorefrontError.orderNotFound(id)
-            }
-            return try jsonResponse(OrderDTO(order: order, saga: saga, steps: try await sagas.steps(sagaId: saga.id)))
+            let view = try await orders.order(id: id)
+            return try jsonResponse(OrderDTO(order: view.order, saga: view.saga, steps: view.steps))
         }
     }
 }
