@@ -34,6 +34,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "StorefrontSQL",
+            dependencies: ["StorefrontCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RedisClient",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -80,6 +85,7 @@ let package = Package(
             name: "StorefrontMariaDB",
             dependencies: [
                 "StorefrontCore",
+                "StorefrontSQL",
                 "MariaDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -104,6 +110,7 @@ let package = Package(
             name: "StorefrontSQLite",
             dependencies: [
                 "StorefrontCore",
+                "StorefrontSQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

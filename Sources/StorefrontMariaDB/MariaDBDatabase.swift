@@ -3,6 +3,7 @@ import Logging
 import MariaDB
 import Metrics
 import StorefrontCore
+import StorefrontSQL
 import Synchronization
 
 /// Settings of the MariaDB engine.
@@ -324,19 +325,14 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     /// to the primary), with each one's reason.
     public var replicaHealth: MariaDBReplicaHealth { MariaDBReplicaHealth(database: self) }
 
-    public var products: MariaDBProductStore { MariaDBProductStore(database: self) }
-    public func sagas(topic: String = SagaEvent.defaultTopic) -> MariaDBSagaStore { MariaDBSagaStore(database: self, topic: topic) }
-    public var payments: MariaDBPaymentLedger { MariaDBPaymentLedger(database: self) }
+    public var products: SQLProductStore { SQLProductStore(database: self) }
+    public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLSagaStore { SQLSagaStore(database: self, topic: topic) }
+    public var payments: SQLPaymentLedger { SQLPaymentLedger(database: self) }
 
     public func close() async {
         await primaryPool.close()
         for replica in replicas { await replica.pool.close() }
     }
-}
-
-extension MariaDBRow {
-    /// Column `name` as a date stored in milliseconds.
-    func date(_ name: String) throws -> Date { Millis.date(try decode(name)) }
 }
 
 public struct MariaDBReplicaHealth: HealthCheckable {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import StorefrontCore
+import StorefrontSQL
 
 /// The embedded database: one SQLite file in WAL mode, opened through GRDB's `DatabasePool`
 /// (one serialized writer, concurrent readers; every call runs on GRDB's own threads, never blocking the
@@ -59,9 +60,9 @@ public final class SQLiteDatabase: Sendable, HealthCheckable {
         _ = try await writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    public var products: SQLiteProductStore { SQLiteProductStore(database: self) }
-    public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLiteSagaStore { SQLiteSagaStore(database: self, topic: topic) }
-    public var payments: SQLitePaymentLedger { SQLitePaymentLedger(database: self) }
+    public var products: SQLProductStore { SQLProductStore(database: self) }
+    public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLSagaStore { SQLSagaStore(database: self, topic: topic) }
+    public var payments: SQLPaymentLedger { SQLPaymentLedger(database: self) }
 }
 
 extension DatabaseError {

@@ -181,7 +181,7 @@ struct MariaDBContractTests {
         #expect(attempts.count == 3, "two victims, then success")
         let always = Attempts()
         let error = await #expect(throws: MariaDBError.self) {
-            try await db.write { _ in
+            try await db.write { (_: MariaDBSession) in
                 _ = always.next()
                 throw MariaDBError(code: 1205, sqlState: "HY000", message: "Lock wait timeout exceeded")
             }

@@ -1,23 +1,26 @@
 import Foundation
-import MariaDB
 import StorefrontCore
 
-/// `ProductStore` on MariaDB: reads at `.replica` consistency go to a replica in rotation, everything else
-/// to the primary.
-public struct MariaDBProductStore: ProductStore {
-    let database: MariaDBDatabase
+/// `ProductStore` on any SQL engine: reads at `.replica` consistency go where the engine sends them (a
+/// MariaDB replica in rotation; SQLite has one file), everything else to the primary.
+public struct SQLProductStore: ProductStore {
+    let database: any SQLExecutor
+
+    public init(database: any SQLExecutor) {
+        self.database = database
+    }
 
     static let columns = "id, sku, name, description, price_minor, currency, stock, reserved, version, updated_at"
 
-    static func product(_ row: MariaDBRow) throws -> Product {
+    static func product(_ row: SQLRow) throws -> Product {
         Product(
-            id: try row.decode("id"), sku: try row.decode("sku"), name: try row.decode("name"), description: try row.decode("description"),
-            priceMinor: try row.decode("price_minor"), currency: try row.decode("currency"), stock: try row.decode("stock"),
-            reserved: try row.decode("reserved"), version: try row.decode("version"), updatedAt: try row.date("updated_at"))
+            id: try row.int("id"), sku: try row.text("sku"), name: try row.text("name"), description: try row.text("description"),
+            priceMinor: try row.int("price_minor"), currency: try row.text("currency"), stock: try row.int("stock"),
+            reserved: try row.int("reserved"), version: try row.int("version"), updatedAt: try row.date("updated_at"))
     }
 
-    static func fetch(_ s: MariaDBSession, id: Int64, lock: Bool = false) throws -> Product? {
-        try s.query("SELECT \(columns) FROM products WHERE id = ?\(lock ? " FOR UPDATE" : "")", [id]).first.map(product)
+    static func fetch(_ s: any SQLStatements, id: Int64, lock: String = "") throws -> Product? {
+        try s.row("SELECT \(columns) FROM products WHERE id = ?\(lock)", [id]).map(product)
     }
 
     public func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
@@ -26,7 +29,7 @@ public struct MariaDBProductStore: ProductStore {
 
     public func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {
         try await database.read(consistency) { s in
-            let rows = try s.query("SELECT \(Self.columns) FROM products WHERE id > ? ORDER BY id LIMIT ?", [after ?? 0, limit + 1]).rows
+            let rows = try s.rows("SELECT \(Self.columns) FROM products WHERE id > ? ORDER BY id LIMIT ?", [after ?? 0, limit + 1])
             let items = try rows.prefix(limit).map(Self.product)
             return ProductPage(items: items, next: rows.count > limit ? items.last?.id : nil)
         }
@@ -35,42 +38,42 @@ public struct MariaDBProductStore: ProductStore {
     public func create(_ p: NewProduct, now: Date) async throws -> Product {
         do {
             return try await database.write { s in
-                let ms = Millis.from(now)
-                let id = try s.query(
+                let id = try s.run(
                     """
                     INSERT INTO products (sku, name, description, price_minor, currency, stock, reserved, version, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?, ?)
                     """,
-                    [p.sku, p.name, p.description, p.priceMinor, p.currency, p.stock, ms, ms]).lastInsertID
-                return try Self.fetch(s, id: Int64(id))!
+                    [p.sku, p.name, p.description, p.priceMinor, p.currency, p.stock, now, now]).lastInsertID
+                return try Self.fetch(s, id: id)!
             }
-        } catch let error as MariaDBError where error.kind == .duplicateKey {
+        } catch is SQLUniqueViolation {
             throw StorefrontError.skuConflict(p.sku)
         }
     }
 
     public func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product {
+        let lock = database.dialect.forUpdate
         do {
             return try await database.write { s in
-                guard let current = try Self.fetch(s, id: id, lock: true) else { throw StorefrontError.productNotFound(id) }
+                guard let current = try Self.fetch(s, id: id, lock: lock) else { throw StorefrontError.productNotFound(id) }
                 let p = try update.applied(to: current)
-                _ = try s.query(
+                try s.run(
                     """
                     UPDATE products SET sku = ?, name = ?, description = ?, price_minor = ?, currency = ?,
                         version = version + 1, updated_at = ? WHERE id = ?
                     """,
-                    [p.sku, p.name, p.description, p.priceMinor, p.currency, Millis.from(now), id])
+                    [p.sku, p.name, p.description, p.priceMinor, p.currency, now, id])
                 return try Self.fetch(s, id: id)!
             }
-        } catch let error as MariaDBError where error.kind == .duplicateKey {
+        } catch is SQLUniqueViolation {
             throw StorefrontError.skuConflict(update.sku ?? "")
         }
     }
 
     public func restock(id: Int64, qty: Int64, now: Date) async throws -> Product {
         try await database.write { s in
-            let matched = try s.query("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
-                                      [qty, Millis.from(now), id]).affectedRows
+            let matched = try s.run("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                                    [qty, now, id]).rows
             guard matched == 1, let p = try Self.fetch(s, id: id) else { throw StorefrontError.productNotFound(id) }
             return p
         }
@@ -78,20 +81,20 @@ public struct MariaDBProductStore: ProductStore {
 
     public func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
         let batch = 500
+        let insertIgnore = database.dialect.insertIgnore
         var done = 0
         while done < count {
             let start = done
             let end = min(done + batch, count)
             try await database.write { s in
-                let ms = Millis.from(now)
                 let rows = Array(repeating: "(?, ?, ?, ?, 'USD', ?, 0, 1, ?, ?)", count: end - start).joined(separator: ", ")
-                var values: [any MariaDBEncodable] = []
+                var values: [any SQLBindable] = []
                 for n in start..<end {
                     values += ["demo-\(n + 1)", "Demo product \(n + 1)", "Seeded demo product number \(n + 1).",
-                               Int64(199 + (n * 37) % 9800), stock, ms, ms] as [any MariaDBEncodable]
+                               Int64(199 + (n * 37) % 9800), stock, now, now] as [any SQLBindable]
                 }
-                _ = try s.query(
-                    "INSERT IGNORE INTO products (sku, name, description, price_minor, currency, stock, reserved, version, created_at, updated_at) VALUES \(rows)",
+                try s.run(
+                    "\(insertIgnore) INTO products (sku, name, description, price_minor, currency, stock, reserved, version, created_at, updated_at) VALUES \(rows)",
                     values)
             }
             done = end

@@ -1,0 +1,62 @@
+import Foundation
+import MariaDB
+import StorefrontCore
+import StorefrontSQL
+
+/// The SQL stores on MariaDB: `read` and `write` are the engine's routing (replica rotation with fallback to
+/// the primary, deadlock retries, outages as 503), run on the executor's threads.
+extension MariaDBDatabase: SQLExecutor {
+    public var dialect: SQLDialect { .mariaDB }
+
+    public func read<T: Sendable>(_ consistency: ReadConsistency, _ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
+        try await read(consistency) { (s: MariaDBSession) in try body(MariaDBStatements(session: s)) }
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
+        try await write { (s: MariaDBSession) in try body(MariaDBStatements(session: s)) }
+    }
+}
+
+/// `SQLStatements` on one session (prepared statements, binary protocol).
+struct MariaDBStatements: SQLStatements {
+    let session: MariaDBSession
+
+    func run(_ sql: String, _ arguments: [SQLValue]) throws -> SQLChanges {
+        let result = try query(sql, arguments)
+        return SQLChanges(rows: Int(result.affectedRows), lastInsertID: Int64(result.lastInsertID))
+    }
+
+    func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
+        let result = try query(sql, arguments).rows
+        guard let first = result.first else { return [] }
+        let columns = SQLColumns(first.columnNames)
+        return result.map { row in SQLRow(columns: columns, values: row.values.map(Self.value)) }
+    }
+
+    private func query(_ sql: String, _ arguments: [SQLValue]) throws -> MariaDBResult {
+        do {
+            return try session.query(sql, arguments.map { value -> MariaDBValue in
+                switch value {
+                case .null: return .null
+                case .int(let n): return .int(n)
+                case .text(let s): return .string(s)
+                }
+            })
+        } catch let error as MariaDBError where error.kind == .duplicateKey {
+            throw SQLUniqueViolation(error.message)
+        }
+    }
+
+    static func value(_ value: MariaDBValue) -> SQLValue {
+        switch value {
+        case .null: return .null
+        case .int(let n): return .int(n)
+        case .uint(let n): return Int64(exactly: n).map(SQLValue.int) ?? .text(String(n))
+        case .double(let d): return Int64(exactly: d).map(SQLValue.int) ?? .text(String(d))
+        case .decimal(let d): return Int64(d.text).map(SQLValue.int) ?? .text(d.text)
+        case .string(let s): return .text(s)
+        case .bytes(let b): return .text(String(decoding: b, as: UTF8.self))
+        case .dateTime(let t): return .text(t.description)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import StorefrontCore
+
+/// The simulated payment provider's ledger (`payments` table), on the primary.
+public struct SQLPaymentLedger: PaymentLedger {
+    let database: any SQLExecutor
+
+    public init(database: any SQLExecutor) {
+        self.database = database
+    }
+
+    static func record(_ row: SQLRow) throws -> PaymentRecord {
+        PaymentRecord(idempotencyKey: try row.text("idempotency_key"), status: try row.value("status", fallback: .declined),
+                      amountMinor: try row.int("amount_minor"), currency: try row.text("currency"), reference: try row.text("reference"),
+                      reason: try row.optionalText("reason"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+
+    static func fetch(_ s: any SQLStatements, key: String) throws -> PaymentRecord? {
+        try s.row("SELECT * FROM payments WHERE idempotency_key = ?", [key]).map(record)
+    }
+
+    public func payment(idempotencyKey: String) async throws -> PaymentRecord? {
+        try await database.read(.primary) { s in try Self.fetch(s, key: idempotencyKey) }
+    }
+
+    public func insertIfAbsent(_ r: PaymentRecord) async throws -> PaymentRecord {
+        let insertIgnore = database.dialect.insertIgnore
+        return try await database.write { s in
+            try s.run(
+                """
+                \(insertIgnore) INTO payments (idempotency_key, status, amount_minor, currency, reference, reason, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [r.idempotencyKey, r.status.rawValue, r.amountMinor, r.currency, r.reference, r.reason, r.createdAt, r.updatedAt])
+            return try Self.fetch(s, key: r.idempotencyKey)!
+        }
+    }
+
+    public func markRefunded(idempotencyKey: String, at: Date) async throws -> PaymentRecord? {
+        try await database.write { s in
+            try s.run("UPDATE payments SET status = 'REFUNDED', updated_at = ? WHERE idempotency_key = ? AND status = 'CHARGED'",
+                      [at, idempotencyKey])
+            return try Self.fetch(s, key: idempotencyKey)
+        }
+    }
+
+    public func chargedTotals() async throws -> (count: Int, amountMinor: Int64) {
+        try await database.read(.primary) { s in
+            let row = try s.row("SELECT COUNT(*) AS n, COALESCE(SUM(amount_minor), 0) AS total FROM payments WHERE status = 'CHARGED'")!
+            return (Int(try row.int("n")), try row.int("total"))
+        }
+    }
+}
