@@ -30,9 +30,9 @@ public struct Storefront: Sendable {
     public let redis: RedisClient?
     public let logger: Logger
 
-    /// Builds every part for `config` (opening the database and applying migrations). `faults` and `clock`
-    /// are test hooks.
-    public init(config: StorefrontConfig, logger: Logger? = nil, faults: (any SagaFaultInjector)? = nil, clock: WallClock = .system) async throws {
+    /// Builds every part for `config` (opening the database and applying migrations). `decorators` and
+    /// `clock` are for tests (fault injection, a controlled clock).
+    public init(config: StorefrontConfig, logger: Logger? = nil, decorators: PortDecorators = .none, clock: WallClock = .system) async throws {
         let logger = logger ?? {
             var logger = Logger(label: "storefront")
             logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
@@ -43,7 +43,7 @@ public struct Storefront: Sendable {
         let metrics = StorefrontMetrics.registry  // bootstrap swift-metrics before any service makes its handles
         database = try await StorefrontDatabase.open(config, logger: logger)
         let products = database.products
-        let sagas = database.sagas
+        let sagas = decorators.sagas(database.sagas)
         gateway = SimulatedPaymentGateway(ledger: database.payments, behavior: config.paymentBehavior, logger: logger)
         let cache: any ProductCache
         let counter: any StockCounter
@@ -68,17 +68,17 @@ public struct Storefront: Sendable {
             lock = InProcessProductLock()
             redis = nil
         }
-        orchestrator = SagaOrchestrator(store: sagas, gateway: gateway, owner: config.instanceID, settings: config.sagaSettings,
-                                        clock: clock, faults: faults, logger: logger)
+        orchestrator = SagaOrchestrator(store: sagas, gateway: decorators.payments(gateway), owner: config.instanceID,
+                                        settings: config.sagaSettings, clock: clock, logger: logger)
         reconciler = StockReconciler(products: products, counter: counter, lock: lock, mode: config.purchaseMode,
                                      lockTTL: .milliseconds(config.lockTTLMilliseconds), logger: logger)
-        let purchases = PurchaseService(products: products, sagas: sagas, orchestrator: orchestrator, cache: cache, counter: counter,
-                                        lock: lock, settings: config.purchaseSettings, clock: clock, reconciler: reconciler, logger: logger)
+        let stock = PurchaseService.stockGuard(config.purchaseSettings, products: products, counter: counter, cache: cache, lock: lock,
+                                               logger: logger)
+        let purchases = PurchaseService(products: products, sagas: sagas, orchestrator: orchestrator, stock: stock,
+                                        settings: config.purchaseSettings, reconciler: reconciler, logger: logger)
         let catalog = CatalogService(products: products, cache: cache, counter: counter, settings: config.catalogSettings,
                                      clock: clock, reconciler: reconciler, logger: logger)
-        recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, logger: logger) { saga in
-            await purchases.afterRecovery(saga)
-        }
+        recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, stock: stock, logger: logger)
         if let brokers = config.kafkaBrokers {
             var kafka = KafkaProducerConfiguration(bootstrapServers: brokers)
             kafka.clientID = "storefront-\(config.instanceID)"
@@ -147,6 +147,21 @@ extension Storefront {
         await redis?.close()
         await database.close()
     }
+}
+
+/// Wrappers put around the saga ports when the parts are built: tests inject faults through them (a store
+/// or gateway that fails or "crashes" at a given step); production uses `.none`.
+public struct PortDecorators: Sendable {
+    public var sagas: @Sendable (any SagaStore & OutboxStore) -> any SagaStore & OutboxStore
+    public var payments: @Sendable (any PaymentGateway) -> any PaymentGateway
+
+    public init(sagas: @escaping @Sendable (any SagaStore & OutboxStore) -> any SagaStore & OutboxStore = { $0 },
+                payments: @escaping @Sendable (any PaymentGateway) -> any PaymentGateway = { $0 }) {
+        self.sagas = sagas
+        self.payments = payments
+    }
+
+    public static let none = PortDecorators()
 }
 
 /// The process-wide Prometheus registry, bootstrapped into swift-metrics once.

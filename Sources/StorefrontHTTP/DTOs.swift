@@ -98,7 +98,7 @@ struct OrderDTO: Codable {
         createdAt = Timestamp.rfc3339(order.createdAt)
         updatedAt = Timestamp.rfc3339(order.updatedAt)
         self.saga = SagaDTO(
-            id: saga.id.uuidString, state: saga.state.rawValue, mode: saga.mode.rawValue, failureCode: saga.failureCode,
+            id: saga.id.uuidString, state: saga.state.rawValue, mode: saga.mode.rawValue, failureCode: saga.failureCode?.rawValue,
             attempts: saga.attempts,
             steps: steps.map { StepDTO(name: $0.name.rawValue, status: $0.status.rawValue, at: Timestamp.rfc3339($0.at), detail: $0.detail) })
     }

@@ -21,7 +21,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             qty: try row.int("qty"), amountMinor: try row.int("amount_minor"), currency: try row.text("currency"),
             mode: try row.value("mode", fallback: .lock), state: try row.value("state"),
             orderId: try row.optionalInt("order_id"), paymentRef: try row.optionalText("payment_ref"), attempts: Int(try row.int("attempts")),
-            owner: try row.text("owner"), leaseUntil: try row.date("lease_until"), failureCode: try row.optionalText("failure_code"),
+            owner: try row.text("owner"), leaseUntil: try row.date("lease_until"), failureCode: try row.optionalText("failure_code").map(SagaFailureCode.init(rawValue:)),
             lastError: try row.optionalText("last_error"), eventSequence: Int(try row.int("event_seq")),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
@@ -100,7 +100,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
                 WHERE id = ? AND state = ?
                 """,
                 [t.to.rawValue, saga.orderId, saga.paymentRef, owner, leaseUntil,
-                 t.failureCode, t.status == .done ? nil : t.detail, now, saga.id, t.from.rawValue]).rows
+                 t.failureCode?.rawValue, t.status == .done ? nil : t.detail, now, saga.id, t.from.rawValue]).rows
             guard changed == 1 else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "state changed inside transaction") }
             saga = try Self.fetchSaga(s, id: sagaId)!
             try Self.appendStep(s, saga: saga, step: t.step, status: t.status, detail: t.detail, at: now)

@@ -14,10 +14,13 @@ struct SagaHarness {
         gateway = SimulatedPaymentGateway(ledger: store, behavior: behavior)
     }
 
+    /// An orchestrator of a new "process" whose store and gateway run `faults` (the harness's own by default).
     func orchestrator(_ owner: String = "app-1", faults: (any SagaFaultInjector)? = nil) -> SagaOrchestrator {
-        SagaOrchestrator(store: store, gateway: gateway, owner: owner,
-                         settings: SagaSettings(leaseDuration: .seconds(30), retryBackoff: .milliseconds(1)),
-                         clock: clock.wall, faults: faults ?? self.faults)
+        let faults = faults ?? self.faults
+        let crashed = CrashedSagas()
+        return SagaOrchestrator(store: FaultInjectingSagaStore(store, faults: faults, crashed: crashed),
+                                gateway: FaultInjectingPaymentGateway(gateway, faults: faults, crashed: crashed), owner: owner,
+                                settings: SagaSettings(leaseDuration: .seconds(30), retryBackoff: .milliseconds(1)), clock: clock.wall)
     }
 
     func product(stock: Int64 = 10) async throws -> Product {

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import Kafka
 import StorefrontApp
+import StorefrontContracts
 import StorefrontCore
 import StorefrontKafka
 import Testing

@@ -28,7 +28,11 @@ func makeStorefront(
     config.adminToken = adminToken
     config.logLevel = "warning"
     tweak(&config)
-    return try await Storefront(config: config, faults: faults, clock: clock)
+    guard let faults else { return try await Storefront(config: config, clock: clock) }
+    let crashed = CrashedSagas()
+    let decorators = PortDecorators(sagas: { FaultInjectingSagaStore($0, faults: faults, crashed: crashed) },
+                                    payments: { FaultInjectingPaymentGateway($0, faults: faults, crashed: crashed) })
+    return try await Storefront(config: config, decorators: decorators, clock: clock)
 }
 
 extension Storefront {

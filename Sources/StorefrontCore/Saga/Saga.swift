@@ -16,7 +16,7 @@ public struct Saga: Sendable, Equatable {
     public var owner: String
     public var leaseUntil: Date
     /// Machine-readable reason a saga failed or was compensated (`insufficient_stock`, `payment_declined`, …).
-    public var failureCode: String?
+    public var failureCode: SagaFailureCode?
     public var lastError: String?
     public var eventSequence: Int
     public var createdAt: Date
@@ -25,7 +25,7 @@ public struct Saga: Sendable, Equatable {
     public init(
         id: UUID, idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
         mode: PurchaseMode, state: SagaState, orderId: Int64?, paymentRef: String?, attempts: Int, owner: String,
-        leaseUntil: Date, failureCode: String?, lastError: String?, eventSequence: Int, createdAt: Date, updatedAt: Date
+        leaseUntil: Date, failureCode: SagaFailureCode?, lastError: String?, eventSequence: Int, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.idempotencyKey = idempotencyKey

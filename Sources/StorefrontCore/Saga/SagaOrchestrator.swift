@@ -30,21 +30,19 @@ public final class SagaOrchestrator: Sendable {
     private let store: any SagaStore
     private let gateway: any PaymentGateway
     private let clock: WallClock
-    private let faults: (any SagaFaultInjector)?
     private let logger: Logger
     private let finished = CounterFamily(label: "storefront_sagas_finished_total", dimensions: ["state", "reason"])
     private let active = Mutex<Set<UUID>>([])
 
     public init(
         store: any SagaStore, gateway: any PaymentGateway, owner: String, settings: SagaSettings = .init(),
-        clock: WallClock = .system, faults: (any SagaFaultInjector)? = nil, logger: Logger = Logger(label: "storefront.saga")
+        clock: WallClock = .system, logger: Logger = Logger(label: "storefront.saga")
     ) {
         self.store = store
         self.gateway = gateway
         self.owner = owner
         self.settings = settings
         self.clock = clock
-        self.faults = faults
         self.logger = logger
     }
 
@@ -61,8 +59,26 @@ public final class SagaOrchestrator: Sendable {
         try await store.renewLeases(ids: ids, owner: owner, until: leaseUntil())
     }
 
-    /// Drives `saga` until it is terminal. Throws if a step keeps failing (the saga is then left for recovery)
-    /// or on `SimulatedCrash`.
+    /// Opens a saga for `order`, owned by this instance with a fresh lease, and drives it. A saga left to
+    /// recovery past the pivot counts as run (recovery confirms it); before the pivot it throws
+    /// `SagaLeftForRecovery`.
+    public func start(_ order: SagaOrder) async throws -> SagaStart {
+        let new = NewSaga(idempotencyKey: order.idempotencyKey, productId: order.productId, qty: order.qty, amountMinor: order.amountMinor,
+                          currency: order.currency, mode: order.mode, owner: owner, leaseUntil: leaseUntil())
+        switch try await store.begin(new, now: clock.now()) {
+        case .existing(let other):
+            return .existing(other)
+        case .created(let saga):
+            do {
+                return .ran(try await drive(saga))
+            } catch {
+                if let current = try? await store.saga(id: saga.id), current.state.isPastPivot { return .ran(current) }
+                throw SagaLeftForRecovery(sagaId: saga.id, reason: "\(error)")
+            }
+        }
+    }
+
+    /// Drives `saga` until it is terminal. Throws if a step keeps failing (the saga is then left for recovery).
     @discardableResult
     public func drive(_ saga: Saga, direction initial: SagaDirection = .forward) async throws -> Saga {
         active.withLock { _ = $0.insert(saga.id) }
@@ -79,33 +95,26 @@ public final class SagaOrchestrator: Sendable {
                 case .apply(let transition):
                     saga = try await perform(transition, on: saga)
                 case .charge:
-                    try await faults?.check(.before(.processPayment))
                     switch try await pay(saga) {
                     case .charged(let reference):
-                        saga = try await perform(SagaPlan.paymentSucceeded(reference: reference), on: saga, checkBefore: false)
+                        saga = try await perform(SagaPlan.paymentSucceeded(reference: reference), on: saga)
                     case .declined(let reason):
-                        direction = .compensate(code: "payment_declined", reason: reason)
+                        direction = .compensate(code: .paymentDeclined, reason: reason)
                     case .unavailable(let reason):
-                        direction = .compensate(code: "payment_unavailable", reason: reason)
+                        direction = .compensate(code: .paymentUnavailable, reason: reason)
                     }
                 case .refund:
                     guard case .compensate(let code, let reason) = direction.orCompensating() else { continue }
                     let key = saga.id.uuidString
-                    let refunded = try await retrying("refundPayment", saga) {
-                        try await self.faults?.check(.before(.refundPayment))
-                        return try await self.gateway.refund(idempotencyKey: key)
-                    }
-                    saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason),
-                                             on: saga, checkBefore: false)
+                    let refunded = try await retrying("refundPayment", saga) { try await self.gateway.refund(idempotencyKey: key) }
+                    saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason), on: saga)
                 }
-            } catch let crash as SimulatedCrash {
-                throw crash
             } catch {
                 // A forward step failed before the pivot: unwind. Past the pivot, or while unwinding, the
                 // step was already retried; leave the saga to the recovery loop.
                 if direction == .forward, !saga.state.isPastPivot, !saga.state.isCompensating {
                     logger.warning("saga step failed, compensating", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "error": "\(error)"])
-                    direction = .compensate(code: "step_failed", reason: "\(error)")
+                    direction = .compensate(code: .stepFailed, reason: "\(error)")
                     continue
                 }
                 logger.error("saga left for recovery", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "error": "\(error)"])
@@ -114,18 +123,16 @@ public final class SagaOrchestrator: Sendable {
         }
     }
 
-    private func perform(_ transition: SagaTransition, on saga: Saga, checkBefore: Bool = true) async throws -> Saga {
+    private func perform(_ transition: SagaTransition, on saga: Saga) async throws -> Saga {
         // Forward steps before the pivot fail fast (and compensate); everything else is retried.
         let mustFinish = transition.from.isPastPivot || transition.to.isPastPivot || transition.status != .done
         let sagaId = saga.id
         let result = try await retrying(transition.step.rawValue, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
-            if checkBefore { try await self.faults?.check(.before(transition.step)) }
-            return try await self.store.apply(transition, sagaId: sagaId, owner: self.owner, now: self.clock.now(), leaseUntil: self.leaseUntil())
+            try await self.store.apply(transition, sagaId: sagaId, owner: self.owner, now: self.clock.now(), leaseUntil: self.leaseUntil())
         }
         switch result {
         case .applied(let updated):
             logger.debug("saga step", metadata: ["saga": "\(saga.id)", "step": "\(transition.step.rawValue)", "state": "\(updated.state.rawValue)"])
-            try await faults?.check(.after(transition.step))
             return updated
         case .stale(let current):
             // A duplicate or late step: someone else already moved the saga. Continue from where it really is.
@@ -138,7 +145,7 @@ public final class SagaOrchestrator: Sendable {
             guard transition.effect == .reserveInventory else {
                 throw SagaStoreInconsistency(sagaId: saga.id, detail: "\(transition.step) rejected")
             }
-            return try await perform(SagaPlan.insufficientStock(available: nil), on: current, checkBefore: false)
+            return try await perform(SagaPlan.insufficientStock(available: nil), on: current)
         }
     }
 
@@ -167,8 +174,6 @@ public final class SagaOrchestrator: Sendable {
                 case .refunded, .voided: return .declined("payment key was voided")
                 case .unknown, nil: break
                 }
-            } catch let crash as SimulatedCrash {
-                throw crash
             } catch PaymentError.unavailable(let message) {
                 lastProblem = message
             } catch {
@@ -186,8 +191,6 @@ public final class SagaOrchestrator: Sendable {
         while true {
             do {
                 return try await body()
-            } catch let crash as SimulatedCrash {
-                throw crash
             } catch {
                 guard attempt < limit else { throw error }
                 logger.notice("saga step retry", metadata: ["saga": "\(saga.id)", "step": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
@@ -202,7 +205,7 @@ public final class SagaOrchestrator: Sendable {
     }
 
     private func record(_ saga: Saga) {
-        finished.increment(saga.state.rawValue, saga.failureCode ?? "none")
+        finished.increment(saga.state.rawValue, saga.failureCode?.rawValue ?? "none")
     }
 }
 
@@ -220,7 +223,7 @@ public struct SagaStoreInconsistency: Error, Sendable, CustomStringConvertible {
 extension SagaDirection {
     /// A forward direction met in a compensating state means resumed compensation.
     func orCompensating() -> SagaDirection {
-        if case .forward = self { return .compensate(code: "compensated", reason: "resumed compensation") }
+        if case .forward = self { return .compensate(code: .compensated, reason: "resumed compensation") }
         return self
     }
 }

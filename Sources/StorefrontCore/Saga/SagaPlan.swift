@@ -2,7 +2,7 @@
 public enum SagaDirection: Sendable, Equatable {
     case forward
     /// Unwind what was done, recording why.
-    case compensate(code: String, reason: String)
+    case compensate(code: SagaFailureCode, reason: String)
 }
 
 /// The saga's state machine as a pure function: given where a saga is and which way it is going,
@@ -22,9 +22,9 @@ public enum SagaPlan {
     public static func next(_ state: SagaState, _ direction: SagaDirection) -> Action {
         if state.isTerminal { return .finished }
         // Past the pivot the saga only moves forward; once unwinding it only moves back.
-        let compensating: (code: String, reason: String)?
+        let compensating: (code: SagaFailureCode, reason: String)?
         switch direction {
-        case .forward: compensating = state.isCompensating ? ("compensated", "resumed compensation") : nil
+        case .forward: compensating = state.isCompensating ? (.compensated, "resumed compensation") : nil
         case .compensate(let code, let reason): compensating = state.isPastPivot ? nil : (code, reason)
         }
         if let (code, reason) = compensating {
@@ -65,7 +65,7 @@ public enum SagaPlan {
     /// The reservation found too little stock: the saga fails with nothing to undo.
     public static func insufficientStock(available: Int64?) -> SagaTransition {
         .init(step: .reserveInventory, from: .started, to: .failed, effect: .none, status: .failed,
-              events: [.sagaFailed], failureCode: "insufficient_stock",
+              events: [.sagaFailed], failureCode: .insufficientStock,
               detail: available.map { "only \(max($0, 0)) unit(s) available" } ?? "not enough stock")
     }
 
@@ -76,13 +76,13 @@ public enum SagaPlan {
     }
 
     /// The payment was refunded (`refunded`) or there was nothing to refund and the key is now void.
-    public static func paymentReversed(refunded: Bool, code: String, reason: String) -> SagaTransition {
+    public static func paymentReversed(refunded: Bool, code: SagaFailureCode, reason: String) -> SagaTransition {
         .init(step: .refundPayment, from: .orderCreated, to: .paymentReversed, effect: .none,
               status: refunded ? .compensated : .skipped, events: refunded ? [.paymentRefunded] : [],
               failureCode: code, detail: refunded ? "payment refunded; \(reason)" : "nothing was charged; \(reason)")
     }
 
-    private static func releaseInventory(from: SagaState, code: String, reason: String) -> SagaTransition {
+    private static func releaseInventory(from: SagaState, code: SagaFailureCode, reason: String) -> SagaTransition {
         .init(step: .releaseInventory, from: from, to: .compensated, effect: .releaseInventory, status: .compensated,
               events: [.inventoryReleased, .sagaCompensated], failureCode: code, detail: reason)
     }

@@ -3,7 +3,8 @@ import Logging
 import Metrics
 
 /// Finishes sagas whose owner went silent: claims those with an expired lease and drives each to a terminal
-/// state — forward if past the payment pivot, otherwise compensating. Also renews this instance's own leases.
+/// state — forward if past the payment pivot, otherwise compensating — and tells the stock guard, whose cached
+/// counter and product may be off. Also renews this instance's own leases.
 public final class SagaRecovery: Sendable {
     public struct Report: Sendable, Equatable {
         public var claimed = 0
@@ -15,19 +16,19 @@ public final class SagaRecovery: Sendable {
     private let orchestrator: SagaOrchestrator
     private let clock: WallClock
     private let batchSize: Int
-    private let afterRecovery: @Sendable (Saga) async -> Void
+    private let stock: (any StockGuard)?
     private let logger: Logger
 
     public init(
         store: any SagaStore, orchestrator: SagaOrchestrator, clock: WallClock = .system, batchSize: Int = 50,
-        logger: Logger = Logger(label: "storefront.recovery"), afterRecovery: @escaping @Sendable (Saga) async -> Void = { _ in }
+        stock: (any StockGuard)? = nil, logger: Logger = Logger(label: "storefront.recovery")
     ) {
         self.store = store
         self.orchestrator = orchestrator
         self.clock = clock
         self.batchSize = batchSize
         self.logger = logger
-        self.afterRecovery = afterRecovery
+        self.stock = stock
     }
 
     /// One pass: claim expired sagas (in batches until none is left) and drive each to a terminal state.
@@ -42,13 +43,13 @@ public final class SagaRecovery: Sendable {
             for saga in claimed {
                 let direction: SagaDirection = saga.state.isPastPivot
                     ? .forward
-                    : .compensate(code: saga.failureCode ?? "recovered", reason: "previous owner's lease expired; recovered by \(orchestrator.owner)")
+                    : .compensate(code: saga.failureCode ?? .recovered, reason: "previous owner's lease expired; recovered by \(orchestrator.owner)")
                 logger.notice("recovering saga", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "attempt": "\(saga.attempts)"])
                 do {
                     let done = try await orchestrator.drive(saga, direction: direction)
                     report.finished += 1
                     Counter(label: "storefront_sagas_recovered_total", dimensions: [("state", done.state.rawValue)]).increment()
-                    await afterRecovery(done)
+                    await stock?.afterRecovery(done)
                 } catch {
                     report.leftUnfinished += 1
                     logger.error("recovery could not finish saga; will retry after its lease", metadata: ["saga": "\(saga.id)", "error": "\(error)"])

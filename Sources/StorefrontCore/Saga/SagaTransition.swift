@@ -26,12 +26,12 @@ public struct SagaTransition: Sendable, Equatable {
     public var effect: SagaEffect
     public var status: SagaStepStatus
     public var events: [SagaEventType]
-    public var failureCode: String?
+    public var failureCode: SagaFailureCode?
     public var detail: String?
 
     public init(
         step: SagaStepName, from: SagaState, to: SagaState, effect: SagaEffect, status: SagaStepStatus = .done,
-        events: [SagaEventType], failureCode: String? = nil, detail: String? = nil
+        events: [SagaEventType], failureCode: SagaFailureCode? = nil, detail: String? = nil
     ) {
         self.step = step
         self.from = from

@@ -1,11 +1,14 @@
+import StorefrontCore
+
 /// A point in the saga where tests can inject a fault.
 public enum SagaFaultPoint: Hashable, Sendable {
     case before(SagaStepName)
     case after(SagaStepName)
 }
 
-/// Test hook called at every fault point. Throwing `SimulatedCrash` makes the orchestrator abandon the saga
-/// exactly where it is (as if the process died); any other error is an ordinary failure of that step.
+/// Decides what happens at every fault point (`FaultScript` is the scripted one). Throwing `SimulatedCrash`
+/// "kills" the process for that saga (see `FaultInjectingSagaStore`); any other error is an ordinary failure
+/// of that step.
 public protocol SagaFaultInjector: Sendable {
     func check(_ point: SagaFaultPoint) async throws
 }
