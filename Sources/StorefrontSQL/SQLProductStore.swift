@@ -79,26 +79,21 @@ public struct SQLProductStore: ProductStore {
         }
     }
 
-    public func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
-        let batch = 500
+    public func insertIgnoringExisting(_ products: [NewProduct], now: Date) async throws -> Int {
+        guard !products.isEmpty else { return 0 }
         let insertIgnore = database.dialect.insertIgnore
-        var done = 0
-        while done < count {
-            let start = done
-            let end = min(done + batch, count)
-            try await database.write { s in
-                let rows = Array(repeating: "(?, ?, ?, ?, 'USD', ?, 0, 1, ?, ?)", count: end - start).joined(separator: ", ")
-                var values: [any SQLBindable] = []
-                for n in start..<end {
-                    values += ["demo-\(n + 1)", "Demo product \(n + 1)", "Seeded demo product number \(n + 1).",
-                               Int64(199 + (n * 37) % 9800), stock, now, now] as [any SQLBindable]
-                }
-                try s.run(
+        let perStatement = max(1, min(500, database.dialect.maxParameters / 8))
+        return try await database.write { s in
+            var inserted = 0
+            for start in stride(from: 0, to: products.count, by: perStatement) {
+                let batch = products[start..<min(start + perStatement, products.count)]
+                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, 0, 1, ?, ?)", count: batch.count).joined(separator: ", ")
+                let values = batch.flatMap { p -> [any SQLBindable] in [p.sku, p.name, p.description, p.priceMinor, p.currency, p.stock, now, now] }
+                inserted += try s.run(
                     "\(insertIgnore) INTO products (sku, name, description, price_minor, currency, stock, reserved, version, created_at, updated_at) VALUES \(rows)",
-                    values)
+                    values).rows
             }
-            done = end
-            progress(done)
+            return inserted
         }
     }
 }

@@ -89,7 +89,7 @@ struct Seed: AsyncParsableCommand {
         let total = products, stock = stock
         let start = ContinuousClock.now
         try await StorefrontDatabase.with(config, logger: makeLogger(config)) { database in
-            try await database.products.seed(count: total, stock: stock, now: Date()) { done in
+            try await DemoCatalog(products: database.products).seed(count: total, stock: stock, now: Date()) { done in
                 if total >= 10_000 || done == total {
                     FileHandle.standardError.write(Data("\rseeded \(done)/\(total) products".utf8))
                 }

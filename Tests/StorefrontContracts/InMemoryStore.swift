@@ -72,12 +72,10 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         }
     }
 
-    public func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
-        for n in 0..<count {
-            _ = try? await create(NewProduct(sku: "demo-\(n + 1)", name: "Demo product \(n + 1)", description: "",
-                                             priceMinor: Int64(199 + (n * 37) % 9800), currency: "USD", stock: stock), now: now)
-        }
-        progress(count)
+    public func insertIgnoringExisting(_ products: [NewProduct], now: Date) async throws -> Int {
+        var inserted = 0
+        for product in products where (try? await create(product, now: now)) != nil { inserted += 1 }
+        return inserted
     }
 
     // MARK: SagaStore

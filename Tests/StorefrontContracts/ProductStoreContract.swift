@@ -60,9 +60,13 @@ public enum ProductStoreContract {
         let empty = try await store.products(after: seen.last, limit: 2, consistency: .replica)
         #expect(empty.items.isEmpty && empty.next == nil)
 
-        // seeding is idempotent by SKU
-        try await store.seed(count: 3, stock: 5, now: now) { _ in }
-        try await store.seed(count: 3, stock: 5, now: now) { _ in }
+        // seeding is idempotent by SKU: existing SKUs are skipped, the rest inserted
+        #expect(try await DemoCatalog(products: store, batchSize: 2).seed(count: 3, stock: 5, now: now) == 3)
+        #expect(try await DemoCatalog(products: store, batchSize: 2).seed(count: 3, stock: 5, now: now) == 0)
+        #expect(try await store.insertIgnoringExisting([mug(), DemoCatalog.product(3, stock: 1)], now: now) == 0)
+        let demo3 = try await store.products(after: nil, limit: 100, consistency: .primary).items.first { $0.sku == "demo-3" }
+        #expect(demo3?.stock == 5 && demo3?.name == "Demo product 3", "existing SKUs keep their stock")
+        _ = try await store.insertIgnoringExisting([], now: now)
         let all = try await store.products(after: nil, limit: 100, consistency: .primary)
         #expect(all.items.count == 8)
     }

@@ -45,7 +45,7 @@ final class CountingProductStore: ProductStore {
     func create(_ product: NewProduct, now: Date) async throws -> Product { try await inner.create(product, now: now) }
     func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product { try await inner.update(id: id, update, now: now) }
     func restock(id: Int64, qty: Int64, now: Date) async throws -> Product { try await inner.restock(id: id, qty: qty, now: now) }
-    func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws {
-        try await inner.seed(count: count, stock: stock, now: now, progress: progress)
+    func insertIgnoringExisting(_ products: [NewProduct], now: Date) async throws -> Int {
+        try await inner.insertIgnoringExisting(products, now: now)
     }
 }

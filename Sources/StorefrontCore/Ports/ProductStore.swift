@@ -19,6 +19,7 @@ public protocol ProductStore: Sendable {
     func update(id: Int64, _ update: ProductUpdate, now: Date) async throws -> Product
     /// Adds `qty` units of stock. Throws `StorefrontError.productNotFound`.
     func restock(id: Int64, qty: Int64, now: Date) async throws -> Product
-    /// Creates `count` demo products in batches; `progress` is called with the number done so far.
-    func seed(count: Int, stock: Int64, now: Date, progress: @Sendable (Int) -> Void) async throws
+    /// Inserts the products whose SKU does not exist yet, in one transaction; existing SKUs are left as they
+    /// are. Returns how many were inserted.
+    func insertIgnoringExisting(_ products: [NewProduct], now: Date) async throws -> Int
 }
