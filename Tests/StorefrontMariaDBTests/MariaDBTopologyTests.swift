@@ -1,0 +1,117 @@
+import Foundation
+@testable import StorefrontMariaDB
+import Testing
+
+/// The failover decisions, without servers: `MariaDBTopology` takes observations and answers what to do.
+@Suite("MariaDB topology state machine")
+struct MariaDBTopologyTests {
+    let t0 = ContinuousClock.now
+
+    func topology(nodes: Int = 3, autoPromoteAfter: Duration? = .seconds(3)) -> MariaDBTopology {
+        MariaDBTopology(nodeCount: nodes, maxLagSeconds: 5, autoPromoteAfter: autoPromoteAfter)
+    }
+
+    @Test func discoverySwitchesOnlyToTheOneWritableNode() {
+        var t = topology()
+        #expect(t.primary == 0 && t.replicas == [1, 2])
+        let r1 = t.beginDiscovery(at: t0)
+        #expect(r1)
+        let r2 = t.discovered(writable: [0])
+        #expect(r2 == .unchanged, "the primary is still the writable one")
+        let r3 = t.beginDiscovery(at: t0 + .seconds(2))
+        #expect(r3)
+        let r4 = t.discovered(writable: [])
+        #expect(r4 == .unchanged, "nobody writable: keep the primary, writes answer 503")
+        let r5 = t.beginDiscovery(at: t0 + .seconds(4))
+        #expect(r5)
+        let r6 = t.discovered(writable: [2, 0])
+        #expect(r6 == .conflict(writable: [0, 2]), "two writable: never guess")
+        #expect(t.primary == 0 && t.generation == 0)
+        let r7 = t.beginDiscovery(at: t0 + .seconds(6))
+        #expect(r7)
+        let r8 = t.discovered(writable: [2])
+        #expect(r8 == .switched(from: 0, to: 2))
+        #expect(t.primary == 2 && t.generation == 1 && t.replicas == [0, 1])
+        // Replicas are not trusted until checked against the new primary.
+        #expect(t.replicas.allSatisfy { !t.rotation[$0].inRotation })
+        var copy = t
+        let r9 = copy.pickReplica()
+        #expect(r9 == nil, "reads go to the primary until a replica is checked")
+    }
+
+    @Test func oneSearchAtATimeAndAtMostOneASecond() {
+        var t = topology()
+        let r10 = t.beginDiscovery(at: t0)
+        #expect(r10)
+        let r11 = t.beginDiscovery(at: t0 + .seconds(5))
+        #expect(!r11, "one search at a time")
+        _ = t.discovered(writable: [0])
+        let r12 = t.beginDiscovery(at: t0 + .milliseconds(500))
+        #expect(!r12, "at most one a second")
+        let r13 = t.beginDiscovery(at: t0 + .milliseconds(1001))
+        #expect(r13)
+        _ = t.discovered(writable: [0])
+        t.allowDiscoveryNow()
+        let r14 = t.beginDiscovery(at: t0 + .milliseconds(1002))
+        #expect(r14, "after a promotion the next search runs at once")
+    }
+
+    @Test func automaticPromotionAfterTheThresholdOnly() {
+        var t = topology()
+        let r15 = t.primaryChecked(writable: false, at: t0)
+        #expect(r15 == .zero)
+        let early = t.primaryChecked(writable: false, at: t0 + .seconds(2))
+        #expect(!t.shouldAutoPromote(downFor: early))
+        let down = t.primaryChecked(writable: false, at: t0 + .seconds(3))
+        #expect(down == .seconds(3) && t.shouldAutoPromote(downFor: down))
+        let r16 = t.primaryChecked(writable: true, at: t0 + .seconds(4))
+        #expect(r16 == nil, "a primary that answers resets the outage")
+        let r17 = t.primaryChecked(writable: false, at: t0 + .seconds(5))
+        #expect(r17 == .zero)
+        // An outage seen by the request path counts from its first failure.
+        var u = topology()
+        u.primaryUnreachable(at: t0)
+        u.primaryUnreachable(at: t0 + .seconds(1))
+        let r18 = u.primaryChecked(writable: false, at: t0 + .seconds(3))
+        #expect(r18 == .seconds(3))
+        #expect(!topology(autoPromoteAfter: nil).shouldAutoPromote(downFor: .seconds(3600)), "off unless configured")
+        #expect(!topology(nodes: 1).shouldAutoPromote(downFor: .seconds(3600)), "no replica to promote")
+        #expect(topology().promotionCandidate == 1, "always the first configured replica")
+    }
+
+    @Test func replicaRotationFollowsReplicationAndLag() {
+        let t = topology()
+        func status(_ io: String = "Yes", _ sql: String = "Yes", lag: Int?) -> MariaDBTopology.ReplicationStatus {
+            .init(ioRunning: io == "Yes", sqlRunning: sql == "Yes", io: io, sql: sql, secondsBehind: lag)
+        }
+        #expect(t.verdict(status(lag: 0)) == .init(inRotation: true, reason: "replicating, 0 s behind", lagSeconds: 0))
+        #expect(t.verdict(status(lag: 5)).inRotation)
+        #expect(t.verdict(status(lag: 6)) == .init(inRotation: false, reason: "lagging 6 s behind", lagSeconds: 6))
+        #expect(t.verdict(status(lag: nil)).reason == "lagging an unknown time behind")
+        #expect(t.verdict(status("No", "Yes", lag: 0)).reason == "replication stopped (io No, sql Yes)")
+        #expect(!t.verdict(status("Yes", "No", lag: 0)).inRotation)
+        #expect(t.verdict(nil).reason == "not a replica (no slave status)")
+    }
+
+    @Test func readsRotateOverHealthyReplicasOnly() {
+        var t = topology()
+        let picks = (0..<4).map { _ in t.pickReplica() }
+        #expect(picks == [1, 2, 1, 2])
+        let r19 = t.readFailed(on: 1, reason: "connection lost")
+        #expect(r19)
+        let r20 = t.readFailed(on: 1, reason: "again")
+        #expect(!r20, "reported once")
+        let after = (0..<2).map { _ in t.pickReplica() }
+        #expect(after == [2, 2])
+        let r21 = t.replicaChecked(2, .init(inRotation: false, reason: "lagging 9 s behind", lagSeconds: 9))
+        #expect(r21 != nil)
+        let r22 = t.pickReplica()
+        #expect(r22 == nil, "no replica in rotation: reads use the primary")
+        let r23 = t.replicaChecked(1, .init(inRotation: true, reason: "replicating, 0 s behind", lagSeconds: 0))
+        #expect(r23?.inRotation == true)
+        let r24 = t.replicaChecked(1, .init(inRotation: true, reason: "replicating, 1 s behind", lagSeconds: 1))
+        #expect(r24 == nil, "no change, no news")
+        let r25 = t.pickReplica()
+        #expect(r25 == 1)
+    }
+}
