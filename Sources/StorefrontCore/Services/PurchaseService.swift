@@ -66,19 +66,10 @@ public final class PurchaseService: Sendable {
         // cancel a saga half-way. Concurrent requests with the same key on this instance share one execution.
         let work: @Sendable () async throws -> PurchaseResult = { try await self.purchaseOnce(request) }
         let result: PurchaseResult
-        do {
-            if let key = request.idempotencyKey {
-                result = try await byKey.run(key, work)
-            } else {
-                result = try await Task(operation: work).value
-            }
-        } catch let error as StorefrontError {
-            switch error {
-            case .productBusy: outcomes.increment("product_busy")
-            case .insufficientStock: outcomes.increment("insufficient_stock")
-            default: break
-            }
-            throw error
+        if let key = request.idempotencyKey {
+            result = try await byKey.run(key, work)
+        } else {
+            result = try await Task(operation: work).value
         }
         outcomes.increment(result.saga.state.rawValue)
         reconciler?.note(request.productId)
@@ -90,6 +81,7 @@ public final class PurchaseService: Sendable {
         guard let pass = try await stock.enter(productId: request.productId) else {
             // A concurrent request with the same key on another instance may hold the product: answer as it will.
             if let replayed = try await replayIfKnown(request) { return replayed }
+            outcomes.increment("product_busy")
             throw StorefrontError.productBusy(productId: request.productId, retryAfterSeconds: settings.retryAfterSeconds)
         }
         do {
@@ -104,7 +96,12 @@ public final class PurchaseService: Sendable {
 
     private func purchase(_ request: PurchaseRequest, holding pass: StockPass) async throws -> PurchaseResult {
         let order = try await saga(for: request)
-        try await stock.claim(pass, qty: order.qty)
+        do {
+            try await stock.claim(pass, qty: order.qty)
+        } catch let error as StorefrontError {
+            if case .insufficientStock = error { outcomes.increment("insufficient_stock") }  // the counter's fast refusal
+            throw error
+        }
         let start: SagaStart
         do {
             start = try await orchestrator.start(order)
@@ -121,7 +118,10 @@ public final class PurchaseService: Sendable {
             return try outcome(of: saga, replayed: false)
         case .existing(let other):
             await stock.settle(pass, qty: order.qty, .notStarted)
-            return try await replay(other, for: request)
+            // Answered as if this request had run it (no Idempotent-Replayed header): the two raced.
+            var result = try await replay(other, for: request)
+            result.replayed = false
+            return result
         }
     }
 
