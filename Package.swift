@@ -176,12 +176,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisClientTests",
-            dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["RedisClient", "StorefrontContracts", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MariaDBTests",
-            dependencies: ["MariaDB"],
+            dependencies: ["MariaDB", "StorefrontContracts"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,14 +1,13 @@
 import Foundation
 import MariaDB
 import Synchronization
+import StorefrontContracts
 import Testing
 
 /// The primary / replica / ops URLs of the MariaDB pair that `scripts/test-servers up` starts.
 enum TestServers {
     static func url(_ variable: String) -> String? {
-        let value = ProcessInfo.processInfo.environment[variable]
-        if value == nil { Issue.record("\(variable) is not set: run the tests through scripts/test (it starts MariaDB)") }
-        return value
+        try? StorefrontContracts.TestServers.required(variable)
     }
 
     static var primary: MariaDBConfiguration? { url("STOREFRONT_TEST_MARIADB_URL").flatMap { try? MariaDBConfiguration(url: $0) } }

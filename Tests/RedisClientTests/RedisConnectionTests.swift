@@ -1,16 +1,13 @@
 import Foundation
 import NIOCore
 @testable import RedisClient
+import StorefrontContracts
 import Testing
 
 /// The URL of a real Redis started by scripts/test-servers. Missing → the test fails (an engine that is
 /// not there is not a pass).
 func testRedisURL(_ variable: String = "STOREFRONT_TEST_REDIS_URL") throws -> String {
-    guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-        Issue.record("\(variable) is not set: run the tests with scripts/test (it starts redis-server)")
-        throw RedisClientError.invalidConfiguration("no test server")
-    }
-    return url
+    try TestServers.required(variable)
 }
 
 func testKey(_ name: String = #function) -> String { "test:\(name):\(UUID().uuidString)" }

@@ -86,10 +86,7 @@ private let nextRedisDatabase = Atomic<Int>(0)
 /// A private, flushed database (1…15) of the test Redis, so parallel tests never share keys.
 /// Missing server configuration is a failure, not a skip.
 func freshRedisURL() async throws -> String {
-    guard let base = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_URL"], !base.isEmpty else {
-        Issue.record("STOREFRONT_TEST_REDIS_URL is not set: run the tests with scripts/test (it starts redis-server)")
-        throw RedisClientError.invalidConfiguration("no test server")
-    }
+    let base = try TestServers.required("STOREFRONT_TEST_REDIS_URL")
     let db = nextRedisDatabase.wrappingAdd(1, ordering: .relaxed).oldValue % 15 + 1
     let url = base.hasSuffix("/") ? "\(base)\(db)" : "\(base)/\(db)"
     let client = try RedisClient(configuration: try RedisConfiguration(url: url))
@@ -110,11 +107,7 @@ enum Engine: String, Sendable, CaseIterable, CustomTestStringConvertible {
         case .embedded: return EngineSetup()
         case .redis: return EngineSetup(redisURL: try await freshRedisURL())
         case .cluster:
-            guard let url = ProcessInfo.processInfo.environment["STOREFRONT_TEST_REDIS_CLUSTER_URL"], !url.isEmpty else {
-                Issue.record("STOREFRONT_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test (it starts the cluster)")
-                throw RedisClientError.invalidConfiguration("no test cluster")
-            }
-            return EngineSetup(redisURL: url)
+            return EngineSetup(redisURL: try TestServers.required("STOREFRONT_TEST_REDIS_CLUSTER_URL"))
         case .mariadb:
             let (primary, replicas) = try await freshMariaDBURLs()
             return EngineSetup(redisURL: try await freshRedisURL(), databaseURL: primary, replicaURLs: replicas)
@@ -139,11 +132,8 @@ struct EngineSetup: Sendable {
 /// A new empty database on the test MariaDB pair: its primary URL and replica URL.
 func freshMariaDBURLs(primary primaryVariable: String = "STOREFRONT_TEST_MARIADB_URL",
                       replica replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL") async throws -> (String, [String]) {
-    let env = ProcessInfo.processInfo.environment
-    guard let primary = env[primaryVariable], let replica = env[replicaVariable] else {
-        Issue.record("\(primaryVariable) / \(replicaVariable) are not set: run the tests with scripts/test (it starts MariaDB)")
-        throw MariaDBError(kind: .other, message: "no test MariaDB")
-    }
+    let primary = try TestServers.required(primaryVariable)
+    let replica = try TestServers.required(replicaVariable)
     let urls = try await MariaDBDatabase.createScratchDatabase(on: primary, prefix: "storefront_t", pointing: [primary, replica]).urls
     return (urls[0], [urls[1]])
 }
@@ -169,17 +159,7 @@ extension Storefront {
 struct LoadDrills {}
 
 /// A variable `scripts/test-servers up` exports; missing, the test fails (never a silent skip).
-func requiredEnvironment(_ name: String) throws -> String {
-    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-        Issue.record("\(name) is not set: run the tests with scripts/test (it starts the test servers)")
-        throw MissingTestServer(variable: name)
-    }
-    return value
-}
-
-struct MissingTestServer: Error {
-    let variable: String
-}
+func requiredEnvironment(_ name: String) throws -> String { try TestServers.required(name) }
 
 /// A drill's purchase loop: `workers` clients each buy `perWorker` single units, retrying 503 and
 /// `product_busy` with the same Idempotency-Key for up to 60 s (4 workers contending for one product lock on

@@ -8,9 +8,7 @@ import Testing
 
 /// Server URLs from `scripts/test-servers up`; a missing one fails the test (never a silent skip).
 func serverURL(_ variable: String) -> String? {
-    let value = ProcessInfo.processInfo.environment[variable]
-    if value == nil { Issue.record("\(variable) is not set: run the tests through scripts/test (it starts MariaDB)") }
-    return value
+    try? TestServers.required(variable)
 }
 
 /// A migrated database of its own (`storefront_t_…`) on the test primary, reached through the test replica

@@ -6,11 +6,7 @@ import StorefrontCore
 import Testing
 
 func testRedisClient(_ variable: String = "STOREFRONT_TEST_REDIS_URL") throws -> RedisClient {
-    guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-        Issue.record("\(variable) is not set: run the tests with scripts/test (it starts redis-server)")
-        throw RedisClientError.invalidConfiguration("no test server")
-    }
-    return try RedisClient(configuration: try RedisConfiguration(url: url))
+    try RedisClient(configuration: try RedisConfiguration(url: try TestServers.required(variable)))
 }
 
 @Suite("Redis adapters (real redis-server)")
