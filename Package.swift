@@ -149,15 +149,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "StorefrontBench",
+            dependencies: [
+                "StorefrontApp",
+                "StorefrontCore",
+                "MariaDB",
+                "RedisClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "storefront",
             dependencies: [
                 "StorefrontCore",
                 "StorefrontApp",
-                "StorefrontMariaDB",
-                "MariaDB",
-                "RedisClient",
-                "Kafka",
+                "StorefrontBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -186,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorefrontMariaDBTests",
-            dependencies: ["StorefrontMariaDB", "MariaDB", "StorefrontCore", "StorefrontContracts"],
+            dependencies: ["StorefrontMariaDB", "MariaDB", "StorefrontCore", "StorefrontContracts", "StorefrontBench"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -208,7 +217,7 @@ let package = Package(
             name: "StorefrontHTTPTests",
             dependencies: [
                 "StorefrontCore", "StorefrontSQLite", "StorefrontHTTP", "StorefrontApp", "StorefrontContracts", "RedisClient", "Kafka", "StorefrontKafka",
-                "MariaDB", "StorefrontMariaDB",
+                "MariaDB", "StorefrontMariaDB", "StorefrontBench",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -159,22 +159,3 @@ public struct MariaDBOperations: Sendable {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
     }
 }
-
-extension MariaDBDatabase {
-    /// Creates an empty database named `prefix_<random>` on the server of `url` (whose user needs CREATE on it)
-    /// and returns its name and `urls` pointed at it — for benchmarks and tests that want a database of their own.
-    public static func createScratchDatabase(on url: String, prefix: String, pointing urls: [String]) async throws -> (name: String, urls: [String]) {
-        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
-        var admin = try MariaDBConfiguration(url: url)
-        admin.database = nil
-        _ = try await MariaDBConnection.withConnection(admin) { connection in
-            try await connection.withSession { try $0.execute("CREATE DATABASE \(name)") }
-        }
-        let renamed = try urls.map { url -> String in
-            guard var components = URLComponents(string: url) else { throw MariaDBError(kind: .other, message: "not a URL: \(url)") }
-            components.path = "/" + name
-            return components.string ?? url
-        }
-        return (name, renamed)
-    }
-}

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import MariaDB
+import StorefrontApp
 import StorefrontCore
-import StorefrontMariaDB
 
 /// `storefront db …`: the MariaDB primary/replica runbook (docs/operations.md).
 struct Database: AsyncParsableCommand {
@@ -19,32 +18,14 @@ struct Database: AsyncParsableCommand {
 struct AdminOptions: ParsableArguments {
     @OptionGroup var options: ConfigOptions
 
-    /// The configured servers (primary first) as the operations account sees them.
-    func operations() throws -> (MariaDBOperations, StorefrontConfig) {
+    /// The runbook over the configured servers (primary first), as the operations account sees them.
+    func runbook() throws -> DatabaseRunbook {
         let config = try options.load()
-        guard config.databaseURL.hasPrefix("mysql:") || config.databaseURL.hasPrefix("mariadb:") else {
-            throw ValidationError("STOREFRONT_DATABASE_URL is not a mysql:// URL: these commands operate the MariaDB engine")
-        }
-        guard let user = config.databaseAdminUser else {
-            throw ValidationError("set STOREFRONT_DATABASE_ADMIN_USER (and _PASSWORD): the operations account, not the application's")
-        }
         do {
-            let nodes = try ([config.databaseURL] + config.databaseReplicaURLs).map { try MariaDBConfiguration(url: $0) }
-            return (MariaDBOperations(nodes: nodes, adminUser: user, adminPassword: config.databaseAdminPassword, logger: makeLogger(config)), config)
-        } catch let error as MariaDBError {
-            throw ValidationError("database URL: \(error.message)")
+            return try DatabaseRunbook(config: config, logger: makeLogger(config))
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
         }
-    }
-
-    /// `host:port` (or a 1-based index into the configured servers) → that server.
-    static func node(_ spec: String, in operations: MariaDBOperations) throws -> MariaDBConfiguration {
-        if let index = Int(spec), (1...operations.nodes.count).contains(index) { return operations.nodes[index - 1] }
-        let parts = spec.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("give a server as host:port or its number in `storefront db status`") }
-        guard let node = operations.nodes.first(where: { $0.host == parts[0] && $0.port == port }) else {
-            throw ValidationError("\(spec) is not one of the configured servers (STOREFRONT_DATABASE_URL, STOREFRONT_DATABASE_REPLICA_URLS)")
-        }
-        return node
     }
 }
 
@@ -53,8 +34,7 @@ struct DatabaseStatus: AsyncParsableCommand {
     @OptionGroup var admin: AdminOptions
 
     func run() async throws {
-        let (operations, _) = try admin.operations()
-        for (index, status) in await operations.status().enumerated() { print("\(index + 1). \(status)") }
+        for (index, line) in await try admin.runbook().status().enumerated() { print("\(index + 1). \(line)") }
     }
 }
 
@@ -69,12 +49,8 @@ struct DatabasePromote: AsyncParsableCommand {
     @Flag(help: "Promote even if the replica did not catch up in time (may lose the last writes).") var force = false
 
     func run() async throws {
-        let (operations, _) = try admin.operations()
-        guard operations.nodes.count > 1 else { throw ValidationError("no replica configured (STOREFRONT_DATABASE_REPLICA_URLS)") }
-        let target = try replica.map { try AdminOptions.node($0, in: operations) } ?? operations.nodes[1]
-        let promotion = try await operations.promote(target, catchUp: .seconds(timeout), force: force)
-        print("promoted \(promotion.promoted) at GTID \(promotion.gtidPosition)\(promotion.fencedOldPrimary ? "; the old primary was reachable and is now read-only" : "")")
-        print("next: once the old primary is back (it restarts read-only), re-attach it: storefront db attach <host:port> --to \(promotion.promoted)")
+        let lines = try await asValidation { try await admin.runbook().promote(replica: replica, catchUp: .seconds(timeout), force: force) }
+        for line in lines { print(line) }
     }
 }
 
@@ -84,8 +60,7 @@ struct DatabaseFence: AsyncParsableCommand {
     @Argument(help: "host:port or its number in `storefront db status`.") var server: String
 
     func run() async throws {
-        let (operations, _) = try admin.operations()
-        try await operations.fence(try AdminOptions.node(server, in: operations))
+        try await asValidation { try await admin.runbook().fence(server) }
         print("\(server) is read-only")
     }
 }
@@ -99,12 +74,20 @@ struct DatabaseAttach: AsyncParsableCommand {
     @Option(help: "Its password (default: STOREFRONT_DATABASE_REPLICATION_PASSWORD).") var replicationPassword: String?
 
     func run() async throws {
-        let (operations, _) = try admin.operations()
+        let runbook = try admin.runbook()
         guard let password = replicationPassword ?? ProcessInfo.processInfo.environment["STOREFRONT_DATABASE_REPLICATION_PASSWORD"] else {
             throw ValidationError("give --replication-password or set STOREFRONT_DATABASE_REPLICATION_PASSWORD")
         }
-        try await operations.attach(try AdminOptions.node(server, in: operations), to: try AdminOptions.node(to, in: operations),
-                                    replicationUser: replicationUser, replicationPassword: password)
+        try await asValidation { try await runbook.attach(server, to: to, replicationUser: replicationUser, replicationPassword: password) }
         print("\(server) now replicates from \(to); check with: storefront db status")
+    }
+}
+
+/// A wrong server name or a missing replica is a usage error, as ArgumentParser reports them.
+func asValidation<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ConfigError {
+        throw ValidationError(error.description)
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
-import Kafka
+import StorefrontApp
 import StorefrontCore
 
 /// `storefront kafka-dev`: librdkafka's mock cluster as a local 2-broker Kafka — development and tests only.
@@ -21,8 +21,7 @@ struct KafkaDev: AsyncParsableCommand {
     @Option(help: "Write the bootstrap list to this file too.") var bootstrapFile: String?
 
     func run() async throws {
-        let cluster = try KafkaMockCluster(brokers: brokers)
-        try cluster.createTopic(topic, partitions: partitions, replicationFactor: Int32(min(brokers, 2)))
+        let cluster = try DevKafka(brokers: brokers, topic: topic, partitions: partitions)
         let bootstrap = cluster.bootstrapServers
         if let bootstrapFile { try bootstrap.write(toFile: bootstrapFile, atomically: true, encoding: .utf8) }
         emit("kafka-dev: \(brokers) mock brokers at \(bootstrap); topic \(topic) (\(partitions) partitions, replication 2)")
@@ -49,8 +48,8 @@ struct KafkaDev: AsyncParsableCommand {
                     guard words.count == 2, let id = Int32(words[1]) else { emit("commands: down N | up N"); continue }
                     do {
                         switch words[0] {
-                        case "down": try cluster.setBrokerDown(id); emit("broker \(id) down; brokers up: \(cluster.brokersUp)")
-                        case "up": try cluster.setBrokerUp(id); emit("broker \(id) up; brokers up: \(cluster.brokersUp)")
+                        case "down": try cluster.setBroker(id, up: false); emit("broker \(id) down; brokers up: \(cluster.brokersUp)")
+                        case "up": try cluster.setBroker(id, up: true); emit("broker \(id) up; brokers up: \(cluster.brokersUp)")
                         default: emit("commands: down N | up N")
                         }
                     } catch {
@@ -90,30 +89,13 @@ struct EventsTail: AsyncParsableCommand {
             guard let id = UUID(uuidString: raw) else { throw ValidationError("--saga must be a UUID") }
             return id
         }
-        var config = KafkaConsumerConfiguration(bootstrapServers: bootstrap, groupID: "storefront-events-tail-\(UUID().uuidString)", topics: [topic])
-        config.fromBeginning = fromBeginning
-        let consumer = try KafkaConsumer(configuration: config)
-        var seen = Set<UUID>()
-        var printed = 0
-        let started = ContinuousClock.now
-        var lastEvent: ContinuousClock.Instant?
-        while max.map({ printed < $0 }) ?? true {
-            if let idleTimeout {
-                let idle = lastEvent.map { ContinuousClock.now - $0 > .seconds(idleTimeout) }
-                    ?? (ContinuousClock.now - started > .seconds(Swift.max(idleTimeout, 20)))
-                if idle { break }
-            }
-            guard let message = try await consumer.next(timeout: .milliseconds(500)) else { continue }
-            lastEvent = .now
-            guard let event = try? SagaEvent.decode(message.value) else {
-                FileHandle.standardError.write(Data("skipping a message that is not a saga event (offset \(message.offset))\n".utf8))
-                continue
-            }
-            guard seen.insert(event.eventId).inserted, sagaFilter == nil || event.sagaId == sagaFilter else { continue }
-            emit(message.value)
-            printed += 1
-        }
-        await consumer.close()
+        var tail = EventTail(brokers: bootstrap)
+        tail.topic = topic
+        tail.fromBeginning = fromBeginning
+        tail.sagaId = sagaFilter
+        tail.max = max
+        tail.idleTimeout = idleTimeout.map { .seconds($0) }
+        try await tail.run(emit)
     }
 }
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import StorefrontApp
+import StorefrontBench
 import StorefrontContracts
 import StorefrontCore
 @testable import StorefrontSQLite
@@ -134,7 +135,7 @@ func freshMariaDBURLs(primary primaryVariable: String = "STOREFRONT_TEST_MARIADB
                       replica replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL") async throws -> (String, [String]) {
     let primary = try TestServers.required(primaryVariable)
     let replica = try TestServers.required(replicaVariable)
-    let urls = try await MariaDBDatabase.createScratchDatabase(on: primary, prefix: "storefront_t", pointing: [primary, replica]).urls
+    let urls = try await ScratchDatabase.create(on: primary, prefix: "storefront_t", pointing: [primary, replica]).urls
     return (urls[0], [urls[1]])
 }
 

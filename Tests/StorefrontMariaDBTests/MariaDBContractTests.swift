@@ -1,5 +1,6 @@
 import Foundation
 import MariaDB
+import StorefrontBench
 import StorefrontContracts
 import StorefrontCore
 @testable import StorefrontMariaDB
@@ -16,7 +17,7 @@ func serverURL(_ variable: String) -> String? {
 func freshMariaDB(primaryVariable: String = "STOREFRONT_TEST_MARIADB_URL", replicaVariable: String = "STOREFRONT_TEST_MARIADB_REPLICA_URL",
                   replicas: [String]? = nil, settings: MariaDBSettings = .init()) async throws -> MariaDBDatabase? {
     guard let primaryURL = serverURL(primaryVariable), let replicaURL = serverURL(replicaVariable) else { return nil }
-    let (_, urls) = try await MariaDBDatabase.createScratchDatabase(on: primaryURL, prefix: "storefront_t",
+    let (_, urls) = try await ScratchDatabase.create(on: primaryURL, prefix: "storefront_t",
                                                                     pointing: [primaryURL] + (replicas ?? [replicaURL]))
     let primary = try MariaDBConfiguration(url: urls[0])
     let replicaConfigs = try urls.dropFirst().map { url -> MariaDBConfiguration in

@@ -1,4 +1,5 @@
 import NIOCore
+import RedisClient
 
 /// Throughput of this client against one server: `concurrency` tasks issue `requests` commands in total.
 public enum RedisBenchmark {
