@@ -118,10 +118,10 @@ public struct Storefront: Sendable {
                 await relay.step()
             })
         }
-        if let mariadb = database.mariadb, mariadb.hasReplicas {
+        if let monitorRound = database.engine.monitorRound {
             let checkInterval = Duration.seconds(config.databaseCheckSeconds)
             app.addServices(PeriodicService("database monitor", retryAfter: checkInterval, logger: logger) {
-                await mariadb.monitor()
+                await monitorRound()
                 return checkInterval
             })
         }

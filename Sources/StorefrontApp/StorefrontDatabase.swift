@@ -4,17 +4,66 @@ import StorefrontCore
 import StorefrontMariaDB
 import StorefrontSQLite
 
-/// The database engine chosen by `STOREFRONT_DATABASE_URL`: the embedded SQLite file, or a MariaDB
-/// primary (+ replicas). Both expose the same ports.
+/// A database engine as the rest of the app sees it: the ports over it, its health checks, the round its
+/// monitor runs (if it has one), and how it closes. `STOREFRONT_DATABASE_URL` chooses one.
+public protocol DatabaseEngine: Sendable {
+    var products: any ProductStore { get }
+    var sagas: any SagaStore & OutboxStore { get }
+    var payments: any PaymentLedger { get }
+    var healthChecks: [any HealthCheckable] { get }
+    /// One round of the engine's monitor (primary discovery, replica rotation), run periodically by the app;
+    /// nil when there is nothing to watch.
+    var monitorRound: (@Sendable () async -> Void)? { get }
+    /// The engine's own object (`SQLiteDatabase`, `MariaDBDatabase`), for operations and tests.
+    var native: any Sendable { get }
+    func appliedMigrations() async throws -> [String]
+    func close() async
+}
+
+/// The embedded engine: one SQLite file.
+struct EmbeddedEngine: DatabaseEngine {
+    let database: SQLiteDatabase
+    var products: any ProductStore { database.products }
+    var sagas: any SagaStore & OutboxStore { database.sagas() }
+    var payments: any PaymentLedger { database.payments }
+    var healthChecks: [any HealthCheckable] { [database] }
+    var monitorRound: (@Sendable () async -> Void)? { nil }
+    var native: any Sendable { database }
+    func appliedMigrations() async throws -> [String] { try database.appliedMigrations() }
+    func close() async { try? database.close() }
+}
+
+/// MariaDB: a primary and its replicas.
+struct MariaDBEngine: DatabaseEngine {
+    let database: MariaDBDatabase
+    var products: any ProductStore { database.products }
+    var sagas: any SagaStore & OutboxStore { database.sagas() }
+    var payments: any PaymentLedger { database.payments }
+    var healthChecks: [any HealthCheckable] { database.hasReplicas ? [database, database.replicaHealth] : [database] }
+    var monitorRound: (@Sendable () async -> Void)? {
+        guard database.hasReplicas else { return nil }
+        return { [database] in await database.monitor() }
+    }
+    var native: any Sendable { database }
+    func appliedMigrations() async throws -> [String] { try await database.appliedMigrations() }
+    func close() async { await database.close() }
+}
+
+/// The database engine chosen by `STOREFRONT_DATABASE_URL`, opened and migrated, with its ports.
 public struct StorefrontDatabase: Sendable {
+    public let engine: any DatabaseEngine
     public let products: any ProductStore
     public let sagas: any SagaStore & OutboxStore
     public let payments: any PaymentLedger
-    public let health: [any HealthCheckable]
-    /// Set for the embedded engine.
-    public let sqlite: SQLiteDatabase?
-    /// Set for the MariaDB engine.
-    public let mariadb: MariaDBDatabase?
+
+    init(engine: any DatabaseEngine) {
+        self.engine = engine
+        products = engine.products
+        sagas = engine.sagas
+        payments = engine.payments
+    }
+
+    public var health: [any HealthCheckable] { engine.healthChecks }
 
     /// The database alone, for one-shot commands (`migrate`, `seed`, `events`): opened (migrations applied),
     /// handed to `body`, and closed when `body` ends — no cache, lock, Kafka producer or HTTP server.
@@ -38,7 +87,7 @@ public struct StorefrontDatabase: Sendable {
         if url.hasPrefix("sqlite:") {
             let db = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: url))
             try db.migrate()
-            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments, health: [db], sqlite: db, mariadb: nil)
+            return StorefrontDatabase(engine: EmbeddedEngine(database: db))
         }
         if url.hasPrefix("mysql:") || url.hasPrefix("mariadb:") {
             var settings = MariaDBSettings()
@@ -57,19 +106,12 @@ public struct StorefrontDatabase: Sendable {
             await db.discoverPrimary()  // after a failover the configured primary may no longer be the primary
             try await db.migrate()
             await db.checkReplicas()
-            return StorefrontDatabase(products: db.products, sagas: db.sagas(), payments: db.payments,
-                                      health: db.hasReplicas ? [db, db.replicaHealth] : [db], sqlite: nil, mariadb: db)
+            return StorefrontDatabase(engine: MariaDBEngine(database: db))
         }
         throw ConfigError("STOREFRONT_DATABASE_URL must start with sqlite: or mysql:// (got \(url.prefix(8))…)")
     }
 
-    public func appliedMigrations() async throws -> [String] {
-        if let sqlite { return try sqlite.appliedMigrations() }
-        return try await mariadb?.appliedMigrations() ?? []
-    }
+    public func appliedMigrations() async throws -> [String] { try await engine.appliedMigrations() }
 
-    public func close() async {
-        try? sqlite?.close()
-        await mariadb?.close()
-    }
+    public func close() async { await engine.close() }
 }

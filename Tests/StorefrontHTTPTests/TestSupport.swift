@@ -139,6 +139,13 @@ func freshMariaDBURLs(primary primaryVariable: String = "STOREFRONT_TEST_MARIADB
     return (urls[0], [urls[1]])
 }
 
+extension StorefrontDatabase {
+    /// The MariaDB engine's own object, when the test runs on MariaDB.
+    var mariadb: MariaDBDatabase? { engine.native as? MariaDBDatabase }
+    /// The SQLite engine's own object, when the test runs embedded.
+    var sqlite: SQLiteDatabase? { engine.native as? SQLiteDatabase }
+}
+
 extension Storefront {
     /// A cluster has one keyspace shared by parallel tests: start this database's product ids at a random
     /// offset so no two tests touch the same `product:{id}` keys.
