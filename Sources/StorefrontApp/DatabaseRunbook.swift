@@ -15,12 +15,12 @@ public struct DatabaseRunbook: Sendable {
         guard config.databaseURL.hasPrefix("mysql:") || config.databaseURL.hasPrefix("mariadb:") else {
             throw ConfigError("STOREFRONT_DATABASE_URL is not a mysql:// URL: these commands operate the MariaDB engine")
         }
-        guard let user = config.databaseAdminUser else {
+        guard let user = config.mariadb.adminUser else {
             throw ConfigError("set STOREFRONT_DATABASE_ADMIN_USER (and _PASSWORD): the operations account, not the application's")
         }
         do {
-            let nodes = try ([config.databaseURL] + config.databaseReplicaURLs).map { try MariaDBConfiguration(url: $0) }
-            operations = MariaDBOperations(nodes: nodes, adminUser: user, adminPassword: config.databaseAdminPassword, logger: logger)
+            let nodes = try ([config.databaseURL] + config.mariadb.replicaURLs).map { try MariaDBConfiguration(url: $0) }
+            operations = MariaDBOperations(nodes: nodes, adminUser: user, adminPassword: config.mariadb.adminPassword, logger: logger)
         } catch let error as MariaDBError {
             throw ConfigError("database URL: \(error.message)")
         }

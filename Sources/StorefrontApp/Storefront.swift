@@ -49,13 +49,7 @@ public struct Storefront: Sendable {
         let counter: any StockCounter
         let lock: any ProductLock
         var health: [any HealthCheckable] = database.health
-        if let url = config.redisURL {
-            var redisConfig = try RedisConfiguration(url: url)
-            redisConfig.clientName = "storefront-\(config.instanceID)"
-            redisConfig.connectionsPerNode = config.redisConnections
-            redisConfig.commandTimeout = .milliseconds(config.redisTimeoutMilliseconds)
-            redisConfig.connectTimeout = .milliseconds(config.redisTimeoutMilliseconds)
-            redisConfig.tlsCAFile = config.redisTLSCAFile
+        if let redisConfig = try config.redis.clientConfiguration(clientName: "storefront-\(config.instanceID)") {
             let client = try RedisClient(configuration: redisConfig, logger: logger)
             cache = RedisProductCache(redis: client)
             counter = RedisStockCounter(redis: client)
@@ -79,9 +73,7 @@ public struct Storefront: Sendable {
         let catalog = CatalogService(products: products, cache: cache, counter: counter, settings: config.catalogSettings,
                                      clock: clock, reconciler: reconciler, logger: logger)
         recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, stock: stock, logger: logger)
-        if let brokers = config.kafkaBrokers {
-            var kafka = KafkaProducerConfiguration(bootstrapServers: brokers)
-            kafka.clientID = "storefront-\(config.instanceID)"
+        if let kafka = config.kafka.producerConfiguration(clientID: "storefront-\(config.instanceID)") {
             let producer = try KafkaProducer(configuration: kafka, logger: logger)
             relay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
             self.producer = producer
@@ -119,7 +111,7 @@ public struct Storefront: Sendable {
             })
         }
         if let monitorRound = database.engine.monitorRound {
-            let checkInterval = Duration.seconds(config.databaseCheckSeconds)
+            let checkInterval = Duration.seconds(config.mariadb.checkSeconds)
             app.addServices(PeriodicService("database monitor", retryAfter: checkInterval, logger: logger) {
                 await monitorRound()
                 return checkInterval

@@ -90,16 +90,10 @@ public struct StorefrontDatabase: Sendable {
             return StorefrontDatabase(engine: EmbeddedEngine(database: db))
         }
         if url.hasPrefix("mysql:") || url.hasPrefix("mariadb:") {
-            var settings = MariaDBSettings()
-            settings.poolSize = config.databasePoolSize
-            settings.replicaMaxLagSeconds = config.databaseReplicaMaxLagSeconds
-            if config.databaseAutoPromoteSeconds > 0, let user = config.databaseAdminUser {
-                settings.autoPromoteAfter = .seconds(config.databaseAutoPromoteSeconds)
-                settings.admin = (user, config.databaseAdminPassword)
-            }
+            let settings = config.mariadb.settings
             let db: MariaDBDatabase
             do {
-                db = try MariaDBDatabase(url: url, replicaURLs: config.databaseReplicaURLs, settings: settings, logger: logger)
+                db = try MariaDBDatabase(url: url, replicaURLs: config.mariadb.replicaURLs, settings: settings, logger: logger)
             } catch let error as MariaDBError {
                 throw ConfigError("STOREFRONT_DATABASE_URL / STOREFRONT_DATABASE_REPLICA_URLS: \(error.message)")
             }

@@ -44,7 +44,7 @@ public struct SagaWritePathBench: Sendable {
         config.databaseURL = urls[0]
         config.purchaseMode = mode
         config.lockWaitMilliseconds = 50
-        config.databasePoolSize = concurrency
+        config.mariadb.poolSize = concurrency
         config.logLevel = "error"
         var logger = Logger(label: "bench")
         logger.logLevel = .error

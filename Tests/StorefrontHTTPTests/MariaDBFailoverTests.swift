@@ -22,11 +22,11 @@ extension LoadDrills {
             let (primaryURL, replicaURLs) = try await freshMariaDBURLs(primary: "STOREFRONT_TEST_MARIADB_DRILL_URL", replica: "STOREFRONT_TEST_MARIADB_DRILL_REPLICA_URL")
             let storefront = try await makeStorefront {
                 $0.databaseURL = primaryURL
-                $0.databaseReplicaURLs = replicaURLs
+                $0.mariadb.replicaURLs = replicaURLs
                 $0.sagaLeaseSeconds = 2
                 $0.recoveryIntervalSeconds = 1
-                $0.databaseCheckSeconds = 1
-                $0.databaseReplicaMaxLagSeconds = 1
+                $0.mariadb.checkSeconds = 1
+                $0.mariadb.replicaMaxLagSeconds = 1
             }
             let mariadb = try #require(storefront.database.mariadb)
             let primary = try MariaDBConfiguration(url: primaryURL)
@@ -152,11 +152,11 @@ extension LoadDrills {
             func server(_ name: String) async throws -> Storefront {
                 try await makeStorefront(instance: name) {
                     $0.databaseURL = primaryURL
-                    $0.databaseReplicaURLs = [replicaURL]
-                    $0.databaseAutoPromoteSeconds = 1
-                    $0.databaseCheckSeconds = 1
-                    $0.databaseAdminUser = "ops"
-                    $0.databaseAdminPassword = "opspass"
+                    $0.mariadb.replicaURLs = [replicaURL]
+                    $0.mariadb.autoPromoteSeconds = 1
+                    $0.mariadb.checkSeconds = 1
+                    $0.mariadb.adminUser = "ops"
+                    $0.mariadb.adminPassword = "opspass"
                     $0.sagaLeaseSeconds = 2
                     $0.recoveryIntervalSeconds = 1
                 }

@@ -12,7 +12,7 @@ struct MariaDBRoutesTests {
         let (primary, _) = try await freshMariaDBURLs()
         let storefront = try await makeStorefront {
             $0.databaseURL = primary
-            $0.databaseReplicaURLs = ["mysql://app:apppass@127.0.0.1:1/storefront"]
+            $0.mariadb.replicaURLs = ["mysql://app:apppass@127.0.0.1:1/storefront"]
         }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 3)

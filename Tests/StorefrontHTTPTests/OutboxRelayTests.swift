@@ -65,7 +65,7 @@ struct OutboxRelayTests {
         let setup = try await engine.prepare()
         let storefront = try await makeStorefront {
             setup.apply(&$0)
-            $0.kafkaBrokers = cluster.bootstrapServers
+            $0.kafka.brokers = cluster.bootstrapServers
             $0.paymentDeclineRate = 0.2
         }
         let relay = try #require(storefront.relay)
@@ -79,7 +79,7 @@ struct OutboxRelayTests {
 
     @Test func aBrokerGoingDownDoesNotLoseEvents() async throws {
         let cluster = try devBroker()
-        let storefront = try await makeStorefront { $0.kafkaBrokers = cluster.bootstrapServers }
+        let storefront = try await makeStorefront { $0.kafka.brokers = cluster.bootstrapServers }
         let relay = try #require(storefront.relay)
         try await buy(storefront, purchases: 15) {
             try await relay.drain()

@@ -19,7 +19,7 @@ extension LoadDrills {
             let url = try requiredEnvironment("STOREFRONT_TEST_REDIS_DRILL_URL")
             let dir = try requiredEnvironment("STOREFRONT_TEST_REDIS_DRILL_DIR")
             let storefront = try await makeStorefront {
-                $0.redisURL = url
+                $0.redis.url = url
                 $0.purchaseMode = mode
                 $0.lockTTLMilliseconds = 3000
             }

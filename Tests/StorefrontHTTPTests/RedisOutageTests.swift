@@ -12,7 +12,7 @@ struct RedisEngineTests {
         // Create the product while Redis is irrelevant (embedded), then serve with a Redis that is down.
         let id = try await makeStorefront(databaseURL: url).test { try await $0.createProduct(stock: 5) }
         let storefront = try await makeStorefront(databaseURL: url) {
-            $0.redisURL = "redis://127.0.0.1:1"
+            $0.redis.url = "redis://127.0.0.1:1"
             $0.purchaseMode = mode
         }
         try await storefront.test { client in
@@ -33,7 +33,7 @@ struct RedisEngineTests {
 
     @Test func productViewsAreCachedInRedis() async throws {
         let redisURL = try await freshRedisURL()
-        let storefront = try await makeStorefront { $0.redisURL = redisURL }
+        let storefront = try await makeStorefront { $0.redis.url = redisURL }
         let redis = try #require(storefront.redis)
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)

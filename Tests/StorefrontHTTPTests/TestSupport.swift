@@ -122,10 +122,10 @@ struct EngineSetup: Sendable {
     var replicaURLs: [String] = []
 
     func apply(_ config: inout StorefrontConfig) {
-        config.redisURL = redisURL
+        config.redis.url = redisURL
         if let databaseURL {
             config.databaseURL = databaseURL
-            config.databaseReplicaURLs = replicaURLs
+            config.mariadb.replicaURLs = replicaURLs
         }
     }
 }

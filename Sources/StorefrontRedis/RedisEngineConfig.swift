@@ -1,0 +1,33 @@
+import RedisClient
+import StorefrontCore
+
+/// The Redis engine's settings (`STOREFRONT_REDIS_*`). No URL = the in-process cache, lock and counter.
+public struct RedisEngineConfig: Sendable, Equatable {
+    public var url: String?
+    public var connections = 4
+    public var timeoutMilliseconds = 2000
+    public var tlsCAFile: String?
+
+    public init() {}
+
+    public static var keys: [ConfigKey<Self>] {
+        [
+            .text("STOREFRONT_REDIS_URL", "redis://… for the Redis engine; empty = in-process cache, lock and counter", \.url),
+            .int("STOREFRONT_REDIS_CONNECTIONS", "multiplexed connections per Redis node (default 4)", 1...256, \.connections),
+            .int("STOREFRONT_REDIS_TIMEOUT_MS", "deadline of one Redis command and of connecting (default 2000)", 10...60_000, \.timeoutMilliseconds),
+            .text("STOREFRONT_REDIS_TLS_CA_FILE", "PEM file of CA certificates to trust for rediss:// (default: the system's)", \.tlsCAFile),
+        ]
+    }
+
+    /// The client configuration for `url` (nil without one).
+    public func clientConfiguration(clientName: String) throws -> RedisConfiguration? {
+        guard let url else { return nil }
+        var config = try RedisConfiguration(url: url)
+        config.clientName = clientName
+        config.connectionsPerNode = connections
+        config.commandTimeout = .milliseconds(timeoutMilliseconds)
+        config.connectTimeout = .milliseconds(timeoutMilliseconds)
+        config.tlsCAFile = tlsCAFile
+        return config
+    }
+}
