@@ -1,31 +1,34 @@
 import Foundation
 
-/// What is needed to open a saga.
+/// What is needed to open a saga: its terms, and the instance that owns it until `leaseUntil`.
 public struct NewSaga: Sendable, Equatable {
     public var id: UUID
-    public var idempotencyKey: String?
-    public var productId: Int64
-    public var qty: Int64
-    public var amountMinor: Int64
-    public var currency: String
-    public var mode: PurchaseMode
+    public var order: SagaOrder
     public var owner: String
     public var leaseUntil: Date
+
+    public init(id: UUID = UUID(), order: SagaOrder, owner: String, leaseUntil: Date) {
+        self.id = id
+        self.order = order
+        self.owner = owner
+        self.leaseUntil = leaseUntil
+    }
 
     public init(
         id: UUID = UUID(), idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
         mode: PurchaseMode, owner: String, leaseUntil: Date
     ) {
-        self.id = id
-        self.idempotencyKey = idempotencyKey
-        self.productId = productId
-        self.qty = qty
-        self.amountMinor = amountMinor
-        self.currency = currency
-        self.mode = mode
-        self.owner = owner
-        self.leaseUntil = leaseUntil
+        self.init(id: id, order: SagaOrder(idempotencyKey: idempotencyKey, productId: productId, qty: qty, amountMinor: amountMinor,
+                                           currency: currency, mode: mode),
+                  owner: owner, leaseUntil: leaseUntil)
     }
+
+    public var idempotencyKey: String? { order.idempotencyKey }
+    public var productId: Int64 { order.productId }
+    public var qty: Int64 { order.qty }
+    public var amountMinor: Int64 { order.amountMinor }
+    public var currency: String { order.currency }
+    public var mode: PurchaseMode { order.mode }
 }
 
 /// Result of opening a saga with an idempotency key.

@@ -63,8 +63,7 @@ public final class SagaOrchestrator: Sendable {
     /// recovery past the pivot counts as run (recovery confirms it); before the pivot it throws
     /// `SagaLeftForRecovery`.
     public func start(_ order: SagaOrder) async throws -> SagaStart {
-        let new = NewSaga(idempotencyKey: order.idempotencyKey, productId: order.productId, qty: order.qty, amountMinor: order.amountMinor,
-                          currency: order.currency, mode: order.mode, owner: owner, leaseUntil: leaseUntil())
+        let new = NewSaga(order: order, owner: owner, leaseUntil: leaseUntil())
         switch try await store.begin(new, now: clock.now()) {
         case .existing(let other):
             return .existing(other)
