@@ -37,38 +37,3 @@ public enum BeginResult: Sendable, Equatable {
     /// A saga with the same idempotency key already exists.
     case existing(Saga)
 }
-
-/// What a purchase asks the orchestrator to run: the saga's terms, without owner and lease (the orchestrator
-/// that starts it owns it).
-public struct SagaOrder: Sendable, Equatable {
-    public var idempotencyKey: String?
-    public var productId: Int64
-    public var qty: Int64
-    public var amountMinor: Int64
-    public var currency: String
-    public var mode: PurchaseMode
-
-    public init(idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String, mode: PurchaseMode) {
-        self.idempotencyKey = idempotencyKey
-        self.productId = productId
-        self.qty = qty
-        self.amountMinor = amountMinor
-        self.currency = currency
-        self.mode = mode
-    }
-}
-
-/// What `SagaOrchestrator.start` did.
-public enum SagaStart: Sendable, Equatable {
-    /// This order's saga ran: terminal, or past the pivot and left to recovery (which will confirm it).
-    case ran(Saga)
-    /// Another request with the same idempotency key already opened a saga; nothing was started.
-    case existing(Saga)
-}
-
-/// The saga was left to recovery before the pivot: its outcome is not known yet.
-public struct SagaLeftForRecovery: Error, Sendable, CustomStringConvertible {
-    public var sagaId: UUID
-    public var reason: String
-    public var description: String { "saga \(sagaId) left for recovery: \(reason)" }
-}

@@ -1,0 +1,16 @@
+import Foundation
+
+/// What `SagaOrchestrator.start` did.
+public enum SagaStart: Sendable, Equatable {
+    /// This order's saga ran: terminal, or past the pivot and left to recovery (which will confirm it).
+    case ran(Saga)
+    /// Another request with the same idempotency key already opened a saga; nothing was started.
+    case existing(Saga)
+}
+
+/// The saga was left to recovery before the pivot: its outcome is not known yet.
+public struct SagaLeftForRecovery: Error, Sendable, CustomStringConvertible {
+    public var sagaId: UUID
+    public var reason: String
+    public var description: String { "saga \(sagaId) left for recovery: \(reason)" }
+}

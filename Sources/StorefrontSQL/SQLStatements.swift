@@ -1,0 +1,44 @@
+/// What an UPDATE, INSERT or DELETE did.
+public struct SQLChanges: Sendable {
+    /// Rows matched (an UPDATE that sets a value to itself still counts), inserted or deleted.
+    public var rows: Int
+    /// The AUTO_INCREMENT / rowid of the row an INSERT created (0 when it created none).
+    public var lastInsertID: Int64
+
+    public init(rows: Int, lastInsertID: Int64) {
+        self.rows = rows
+        self.lastInsertID = lastInsertID
+    }
+}
+
+/// Statements inside one `read` or `write` block of an `SQLExecutor`. Synchronous by design: the block runs
+/// on the engine's own thread (never Swift's cooperative pool) and its statements run back to back. It must
+/// not escape the block.
+public protocol SQLStatements {
+    /// A statement that returns no rows. A unique-key violation is thrown as `SQLUniqueViolation`.
+    @discardableResult
+    func run(_ sql: String, _ arguments: [SQLValue]) throws -> SQLChanges
+    /// A statement that returns rows.
+    func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
+}
+
+extension SQLStatements {
+    @discardableResult
+    public func run(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLChanges {
+        try run(sql, arguments.map(\.sqlValue))
+    }
+
+    public func rows(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> [SQLRow] {
+        try rows(sql, arguments.map(\.sqlValue))
+    }
+
+    public func row(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLRow? {
+        try rows(sql, arguments.map(\.sqlValue)).first
+    }
+}
+
+/// An INSERT hit a unique key (or primary key) that exists.
+public struct SQLUniqueViolation: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
