@@ -34,7 +34,7 @@ struct DatabaseStatus: AsyncParsableCommand {
     @OptionGroup var admin: AdminOptions
 
     func run() async throws {
-        for (index, line) in await try admin.runbook().status().enumerated() { print("\(index + 1). \(line)") }
+        for (index, line) in try await admin.runbook().status().enumerated() { print("\(index + 1). \(line)") }
     }
 }
 
