@@ -53,7 +53,15 @@ public struct StorefrontDatabase: Sendable {
                 throw ConfigError("STOREFRONT_DATABASE_URL / STOREFRONT_DATABASE_REPLICA_URLS: \(error.message)")
             }
             await db.discoverPrimary()  // after a failover the configured primary may no longer be the primary
-            try await db.migrate()
+            do {
+                try await db.migrate()
+            } catch StorefrontError.unavailable {
+                await db.close()
+                throw StartupError(
+                    "cannot reach the MariaDB primary at \(db.primaryEndpoint) (STOREFRONT_DATABASE_URL \(Redact.url(url))"
+                    + (config.mariadb.replicaURLs.isEmpty ? "" : ", or a writable server among STOREFRONT_DATABASE_REPLICA_URLS")
+                    + "): check that MariaDB runs there and accepts connections from this host; the log line above has the driver's error")
+            }
             await db.checkReplicas()
             return StorefrontDatabase(engine: MariaDBEngine(database: db))
         }

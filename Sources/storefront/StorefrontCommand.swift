@@ -53,8 +53,10 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger(config)
         let storefront = try await Storefront(config: config, logger: logger)
         logger.info("starting storefront", metadata: [
-            "address": "\(config.host):\(config.port)", "database": "\(config.databaseURL)", "mode": "\(config.purchaseMode.rawValue)",
-            "admin": "\(config.adminToken == nil ? "disabled" : "enabled")",
+            "address": "\(config.host):\(config.port)", "database": "\(Redact.url(config.databaseURL))",
+            "replicas": "\(Redact.url(config.mariadb.replicaURLs.joined(separator: ",")))",
+            "redis": "\(config.redis.url.map(Redact.url) ?? "in-process")", "kafka": "\(config.kafka.brokers ?? "none (outbox only)")",
+            "mode": "\(config.purchaseMode.rawValue)", "admin": "\(config.adminToken == nil ? "disabled" : "enabled")",
         ])
         try await storefront.application().runService()
         await storefront.shutdown()

@@ -75,12 +75,18 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.clientName = clientName
     }
 
+    /// `url` with its credentials (everything before the last `@`) replaced by `***`, for error messages.
+    static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        return String(url[..<scheme.upperBound]) + "***" + url[at...]
+    }
+
     /// Parses `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) and
     /// `redis+cluster://[user:pass@]h1:p1,h2:p2` (cluster seed list; `rediss+cluster://` with TLS).
     public init(url: String) throws {
         let schemes = ["redis+cluster://": (true, false), "rediss+cluster://": (true, true), "redis://": (false, false), "rediss://": (false, true)]
         guard let (scheme, (cluster, tls)) = schemes.first(where: { url.hasPrefix($0.key) }) else {
-            throw RedisClientError.invalidConfiguration("expected redis://, rediss:// or redis+cluster:// in '\(url)'")
+            throw RedisClientError.invalidConfiguration("expected redis://, rediss:// or redis+cluster:// in '\(Self.redacted(url))'")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         var username: String?
@@ -106,7 +112,7 @@ public struct RedisConfiguration: Sendable, Equatable {
             }
         }
         let endpoints = try rest.split(separator: ",").map { try RedisEndpoint(parsing: $0) }
-        guard !endpoints.isEmpty else { throw RedisClientError.invalidConfiguration("no host in '\(url)'") }
+        guard !endpoints.isEmpty else { throw RedisClientError.invalidConfiguration("no host in '\(Self.redacted(url))'") }
         guard cluster || endpoints.count == 1 else {
             throw RedisClientError.invalidConfiguration("several hosts need redis+cluster://")
         }

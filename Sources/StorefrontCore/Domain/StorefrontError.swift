@@ -53,3 +53,8 @@ public enum StorefrontError: Error, Sendable, Equatable {
         }
     }
 }
+
+extension StorefrontError: CustomStringConvertible {
+    /// The sentence, not the Swift value (what a person reads in a log line or at the prompt).
+    public var description: String { message }
+}
