@@ -35,7 +35,7 @@ public struct APIError: Error, Sendable {
             switch e {
             case .productBusy(_, let s), .unavailable(_, let s): retryAfterSeconds = s
             case .paymentUnavailable(let id): retryAfterSeconds = 1; sagaId = id
-            case .paymentDeclined(let id, _): sagaId = id
+            case .paymentDeclined(let id, _), .purchaseFailed(let id, _): sagaId = id
             default: break
             }
         case let e as DecodingError:
@@ -60,7 +60,7 @@ public struct APIError: Error, Sendable {
         switch e {
         case .validation, .idempotencyKeyReused: .unprocessableContent
         case .productNotFound, .orderNotFound: .notFound
-        case .insufficientStock, .productBusy, .skuConflict: .conflict
+        case .insufficientStock, .productBusy, .skuConflict, .purchaseFailed: .conflict
         case .paymentDeclined: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .paymentUnavailable, .unavailable: .serviceUnavailable
         case .unauthorized: .unauthorized

@@ -13,6 +13,9 @@ public enum StorefrontError: Error, Sendable, Equatable {
     /// The payment provider could not be reached; the saga was compensated.
     case paymentUnavailable(sagaId: UUID)
     case idempotencyKeyReused(String)
+    /// A retry of a purchase whose saga failed and was undone for a reason no retry with the same key can
+    /// change (the key is spent): final, not retryable.
+    case purchaseFailed(sagaId: UUID, reason: String)
     case skuConflict(String)
     /// A dependency is down; retry after the given seconds.
     case unavailable(String, retryAfterSeconds: Int)
@@ -29,6 +32,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .paymentDeclined: "payment_declined"
         case .paymentUnavailable: "payment_unavailable"
         case .idempotencyKeyReused: "idempotency_key_reused"
+        case .purchaseFailed: "purchase_failed"
         case .skuConflict: "sku_conflict"
         case .unavailable: "service_unavailable"
         case .unauthorized: "unauthorized"
@@ -47,6 +51,8 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .paymentDeclined(_, let reason): "payment was declined: \(reason)"
         case .paymentUnavailable: "the payment provider could not be reached; nothing was charged, please retry"
         case .idempotencyKeyReused(let key): "Idempotency-Key '\(key)' was already used for a different request"
+        case .purchaseFailed(_, let reason):
+            "the purchase with this Idempotency-Key failed and was undone (\(reason)); any charge was refunded; send a new Idempotency-Key to try again"
         case .skuConflict(let sku): "a product with sku '\(sku)' already exists"
         case .unavailable(let what, _): "\(what) is unavailable; retry shortly"
         case .unauthorized: "a valid admin bearer token is required"

@@ -15,7 +15,15 @@ public final class PurchaseService: Sendable {
     private let reconciler: StockReconciler?
     private let logger: Logger
     private let outcomes = CounterFamily(label: "storefront_purchases_total", dimensions: ["outcome"])
-    private let byKey = SingleFlight<String, PurchaseResult>()
+    /// Concurrent requests with the same key *and the same body* share one execution; a different body with
+    /// the same key runs on its own and is refused (422) by the replay check once the first opened its saga.
+    private let byKey = SingleFlight<KeyedRequest, PurchaseResult>()
+
+    private struct KeyedRequest: Hashable, Sendable {
+        var key: String
+        var productId: Int64
+        var qty: Int64
+    }
 
     public init(
         products: any ProductStore, sagas: any SagaStore, orchestrator: SagaOrchestrator, stock: any StockGuard,
@@ -67,7 +75,7 @@ public final class PurchaseService: Sendable {
         let work: @Sendable () async throws -> PurchaseResult = { try await self.purchaseOnce(request) }
         let result: PurchaseResult
         if let key = request.idempotencyKey {
-            result = try await byKey.run(key, work)
+            result = try await byKey.run(KeyedRequest(key: key, productId: request.productId, qty: request.qty), work)
         } else {
             result = try await Task(operation: work).value
         }
@@ -99,7 +107,11 @@ public final class PurchaseService: Sendable {
         do {
             try await stock.claim(pass, qty: order.qty)
         } catch let error as StorefrontError {
-            if case .insufficientStock = error { outcomes.increment("insufficient_stock") }  // the counter's fast refusal
+            guard case .insufficientStock = error else { throw error }
+            // A retry that waited for the lock while the first request with its key bought the last units:
+            // the answer is the first request's, not "sold out".
+            if let replayed = try await replayIfKnown(request) { return replayed }
+            outcomes.increment("insufficient_stock")  // the counter's fast refusal
             throw error
         }
         let start: SagaStart
@@ -170,6 +182,9 @@ public final class PurchaseService: Sendable {
             throw StorefrontError.insufficientStock(productId: saga.productId, available: nil)
         case (.compensated, .paymentDeclined?):
             throw StorefrontError.paymentDeclined(sagaId: saga.id, reason: saga.lastError ?? "declined")
+        case (.compensated, _) where replayed, (.failed, _) where replayed:
+            // The first request was told to retry (503); its retry with the same key can never succeed.
+            throw StorefrontError.purchaseFailed(sagaId: saga.id, reason: saga.failureCode?.rawValue ?? "failed")
         case (.compensated, .paymentUnavailable?):
             throw StorefrontError.paymentUnavailable(sagaId: saga.id)
         default:
