@@ -58,7 +58,7 @@ public struct StorefrontDatabase: Sendable {
             } catch StorefrontError.unavailable {
                 await db.close()
                 throw StartupError(
-                    "cannot reach the MariaDB primary at \(db.primaryEndpoint) (STOREFRONT_DATABASE_URL \(Redact.url(url))"
+                    "cannot reach a writable MariaDB primary at \(db.primaryEndpoint) (STOREFRONT_DATABASE_URL \(Redact.url(url))"
                     + (config.mariadb.replicaURLs.isEmpty ? "" : ", or a writable server among STOREFRONT_DATABASE_REPLICA_URLS")
                     + "): check that MariaDB runs there and accepts connections from this host; the log line above has the driver's error")
             }

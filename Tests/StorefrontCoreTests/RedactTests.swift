@@ -10,6 +10,9 @@ struct RedactTests {
         #expect(Redact.url("redis://:secret@r1:6379/2") == "redis://:***@r1:6379/2")
         #expect(Redact.url("redis://secret@r1:6379") == "redis://***@r1:6379", "Redis: a bare password")
         #expect(Redact.url("redis+cluster://u:p@r1:7000,r2:7001") == "redis+cluster://u:***@r1:7000,r2:7001")
+        #expect(Redact.url("mysql://app:pa,ss@db1/s,mysql://app:x@db2/s") == "mysql://app:***@db1/s,mysql://app:***@db2/s",
+                "a comma in a password")
+        #expect(Redact.url("redis://:ab/cd@r1:6379") == "redis://:***@r1:6379", "a slash in a Redis password")
     }
 
     @Test func urlsWithoutPasswordsAreUnchanged() {

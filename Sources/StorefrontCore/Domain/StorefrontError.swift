@@ -49,7 +49,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
             if let available { "product \(id) has only \(max(available, 0)) unit(s) available" } else { "product \(id) does not have enough stock" }
         case .productBusy(let id, _): "product \(id) is being purchased by another request; retry shortly"
         case .paymentDeclined(_, let reason): "payment was declined: \(reason)"
-        case .paymentUnavailable: "the payment provider could not be reached; nothing was charged, please retry"
+        case .paymentUnavailable: "the payment provider could not be reached; nothing was charged; to try again, send a new Idempotency-Key"
         case .idempotencyKeyReused(let key): "Idempotency-Key '\(key)' was already used for a different request"
         case .purchaseFailed(_, let reason):
             "the purchase with this Idempotency-Key failed and was undone (\(reason)); any charge was refunded; send a new Idempotency-Key to try again"
