@@ -15,6 +15,10 @@ public struct MariaDBConfiguration: Sendable, Equatable {
     /// Bounds how long a statement may block a thread when the server stops answering.
     public var readTimeout: Duration = .seconds(30)
     public var writeTimeout: Duration = .seconds(30)
+    /// The server kills this session when it sits inside a transaction, idle, for this long (`nil`: never). A
+    /// client frozen mid-transaction (SIGSTOP, a GC pause, a stalled VM) would otherwise hold its row locks —
+    /// a saga row, a hot product row — until it wakes up; the transactions here take milliseconds.
+    public var idleTransactionTimeout: Duration? = .seconds(5)
 
     public struct TLS: Sendable, Equatable {
         public var caFile: String?

@@ -30,7 +30,7 @@ public final class MariaDBConnection: @unchecked Sendable {
         serverConnectionID = mysql_thread_id(handle)
     }
 
-    /// Connects (on the executor), with utf8mb4, UTC session time zone and strict SQL mode.
+    /// Connects (on the executor), with utf8mb4, UTC session time zone, strict SQL mode and the idle-transaction timeout.
     public static func connect(_ configuration: MariaDBConfiguration, executor: MariaDBExecutor = .shared) async throws -> MariaDBConnection {
         guard libraryReady else { throw MariaDBError(kind: .other, message: "mysql_library_init failed") }
         let raw = try await executor.run { () throws -> UInt in
@@ -57,7 +57,10 @@ public final class MariaDBConnection: @unchecked Sendable {
                 mysql_close(mysql)
                 throw error
             }
-            let setup = "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO'"
+            var setup = "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO'"
+            if let idle = configuration.idleTransactionTimeout {
+                setup += ", idle_transaction_timeout = \(max(idle.components.seconds, 1))"
+            }
             if mysql_real_query(mysql, setup, UInt(setup.utf8.count)) != 0 {
                 let error = Self.error(of: mysql)
                 mysql_close(mysql)

@@ -118,6 +118,7 @@ public struct Storefront: Sendable {
             })
         }
         let recoveryInterval = Duration.seconds(config.recoveryIntervalSeconds)
+        let renewInterval = config.sagaSettings.leaseDuration / 3
         let reconcileInterval = Duration.seconds(config.stockReconcileSeconds)
         app.addServices(
             PeriodicService("stock reconciliation", firstPause: reconcileInterval, retryAfter: reconcileInterval, logger: logger) { [reconciler] in
@@ -127,6 +128,11 @@ public struct Storefront: Sendable {
             PeriodicService("saga recovery", retryAfter: recoveryInterval, logger: logger) { [recovery] in
                 try await recovery.pass()
                 return recoveryInterval
+            },
+            // Its own task: a slow recovery batch or purchase must never let the leases of sagas in flight lapse.
+            PeriodicService("saga leases", retryAfter: renewInterval, logger: logger) { [orchestrator] in
+                try await orchestrator.renewLeases()
+                return renewInterval
             })
         return app
     }

@@ -110,9 +110,6 @@ public struct StorefrontConfig: Sendable, Equatable {
         guard paymentFailureRate + paymentDeclineRate <= 1 else {
             throw ConfigError("STOREFRONT_PAYMENT_FAILURE_RATE + STOREFRONT_PAYMENT_DECLINE_RATE must not exceed 1")
         }
-        guard recoveryIntervalSeconds * 2 <= sagaLeaseSeconds || sagaLeaseSeconds < 2 else {
-            throw ConfigError("STOREFRONT_RECOVERY_INTERVAL_SECONDS must be at most half of STOREFRONT_SAGA_LEASE_SECONDS (leases are renewed by that loop)")
-        }
     }
 
     public var paymentBehavior: SimulatedPaymentGateway.Behavior {

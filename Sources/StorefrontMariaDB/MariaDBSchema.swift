@@ -108,6 +108,10 @@ enum MariaDBSchema {
             ) \(table)
             """,
         ]),
+        // Issue 10.1: a fencing token on every saga; a takeover increments it.
+        ("002_saga_epoch", [
+            "ALTER TABLE sagas ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 1",
+        ]),
     ]
 
     static let bookkeeping = """

@@ -10,17 +10,23 @@ public struct SQLDialect: Sendable {
     public var forUpdateSkipLocked: String
     /// Most parameters one statement may bind.
     public var maxParameters: Int
+    /// The database server's current time in UTC milliseconds since 1970 (leases are judged by it, so the app
+    /// servers' clocks never decide who owns a saga).
+    public var nowMillis: String
 
-    public init(insertIgnore: String, forUpdate: String, forUpdateSkipLocked: String, maxParameters: Int) {
+    public init(insertIgnore: String, forUpdate: String, forUpdateSkipLocked: String, maxParameters: Int, nowMillis: String) {
         self.insertIgnore = insertIgnore
         self.forUpdate = forUpdate
         self.forUpdateSkipLocked = forUpdateSkipLocked
         self.maxParameters = maxParameters
+        self.nowMillis = nowMillis
     }
 
-    public static let sqlite = SQLDialect(insertIgnore: "INSERT OR IGNORE", forUpdate: "", forUpdateSkipLocked: "", maxParameters: 32_766)
+    public static let sqlite = SQLDialect(insertIgnore: "INSERT OR IGNORE", forUpdate: "", forUpdateSkipLocked: "", maxParameters: 32_766,
+                                          nowMillis: "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)")
     public static let mariaDB = SQLDialect(insertIgnore: "INSERT IGNORE", forUpdate: " FOR UPDATE",
-                                           forUpdateSkipLocked: " FOR UPDATE SKIP LOCKED", maxParameters: 65_535)
+                                           forUpdateSkipLocked: " FOR UPDATE SKIP LOCKED", maxParameters: 65_535,
+                                           nowMillis: "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)")
 
     /// `?, ?, ?` for an IN list.
     public static func placeholders(_ count: Int) -> String {

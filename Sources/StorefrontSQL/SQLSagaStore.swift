@@ -21,7 +21,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             qty: try row.int("qty"), amountMinor: try row.int("amount_minor"), currency: try row.text("currency"),
             mode: try row.value("mode", fallback: .lock), state: try row.value("state"),
             orderId: try row.optionalInt("order_id"), paymentRef: try row.optionalText("payment_ref"), attempts: Int(try row.int("attempts")),
-            owner: try row.text("owner"), leaseUntil: try row.date("lease_until"), failureCode: try row.optionalText("failure_code").map(SagaFailureCode.init(rawValue:)),
+            owner: try row.text("owner"), epoch: Int(try row.int("epoch")), leaseUntil: try row.date("lease_until"), failureCode: try row.optionalText("failure_code").map(SagaFailureCode.init(rawValue:)),
             lastError: try row.optionalText("last_error"), eventSequence: Int(try row.int("event_seq")),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
@@ -30,17 +30,21 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         try s.row("SELECT * FROM sagas WHERE id = ?\(lock)", [id]).map(saga)
     }
 
+    /// `lease_until` for a lease of `lease` from the database's now.
+    var leaseEnd: String { "\(database.dialect.nowMillis) + ?" }
+
     public func begin(_ new: NewSaga, now: Date) async throws -> BeginResult {
+        let leaseEnd = leaseEnd
         do {
             return try await database.write { [topic] s in
                 try s.run(
                     """
                     INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, attempts,
-                        owner, lease_until, event_seq, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 'STARTED', 0, ?, ?, 0, ?, ?)
+                        owner, epoch, lease_until, event_seq, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, 'STARTED', 0, ?, 1, \(leaseEnd), 0, ?, ?)
                     """,
                     [new.id, new.idempotencyKey, new.productId, new.qty, new.amountMinor, new.currency, new.mode.rawValue,
-                     new.owner, new.leaseUntil, now, now])
+                     new.owner, Millis.of(new.lease), now, now])
                 var saga = try Self.fetchSaga(s, id: new.id)!
                 try Self.appendStep(s, saga: saga, step: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)
                 saga = try Self.appendEvents(s, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
@@ -52,12 +56,14 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
     }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult {
+    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
         let lock = database.dialect.forUpdate
+        let leaseEnd = leaseEnd
         return try await database.write { [topic] s in
             guard var saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
                 throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga")
             }
+            guard saga.fence == fence else { return .fenced(saga) }
             guard saga.state == t.from else { return .stale(saga) }
             switch t.effect {
             case .none:
@@ -95,12 +101,12 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             }
             let changed = try s.run(
                 """
-                UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, owner = ?, lease_until = ?,
+                UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd),
                     failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
-                WHERE id = ? AND state = ?
+                WHERE id = ? AND state = ? AND owner = ? AND epoch = ?
                 """,
-                [t.to.rawValue, saga.orderId, saga.paymentRef, owner, leaseUntil,
-                 t.failureCode?.rawValue, t.status == .done ? nil : t.detail, now, saga.id, t.from.rawValue]).rows
+                [t.to.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease),
+                 t.failureCode?.rawValue, t.status == .done ? nil : t.detail, now, saga.id, t.from.rawValue, fence.owner, fence.epoch]).rows
             guard changed == 1 else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "state changed inside transaction") }
             saga = try Self.fetchSaga(s, id: sagaId)!
             try Self.appendStep(s, saga: saga, step: t.step, status: t.status, detail: t.detail, at: now)
@@ -163,43 +169,53 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
     }
 
-    public func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga] {
+    public func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
         let skipLocked = database.dialect.forUpdateSkipLocked
+        let (dbNow, leaseEnd) = (database.dialect.nowMillis, leaseEnd)
         return try await database.write { s in
             // SKIP LOCKED (MariaDB): sagas another server is claiming (or stepping) right now are left to it.
-            // The UPDATE checks the claim's conditions again, for engines without row locks.
+            // The UPDATE checks the claim's conditions again, for engines without row locks. Expiry is judged
+            // by the database's clock.
             let rows = try s.rows(
                 """
-                SELECT * FROM sagas WHERE lease_until < ? AND state NOT IN (\(Self.terminalList))
+                SELECT id FROM sagas WHERE lease_until < \(dbNow) AND state NOT IN (\(Self.terminalList))
                 ORDER BY lease_until LIMIT ?\(skipLocked)
                 """,
-                [now, limit])
+                [limit])
             var claimed: [Saga] = []
             for row in rows {
-                var saga = try Self.saga(row)
+                let id = try row.uuid("id")
                 let changed = try s.run(
                     """
-                    UPDATE sagas SET owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
-                    WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND lease_until < ?
+                    UPDATE sagas SET owner = ?, epoch = epoch + 1, lease_until = \(leaseEnd), attempts = attempts + 1, updated_at = ?
+                    WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND lease_until < \(dbNow)
                     """,
-                    [owner, leaseUntil, now, saga.id, now]).rows
-                guard changed == 1 else { continue }
-                saga.owner = owner
-                saga.leaseUntil = Millis.date(Millis.from(leaseUntil))
-                saga.attempts += 1
-                saga.updatedAt = Millis.date(Millis.from(now))
+                    [owner, Millis.of(lease), now, id]).rows
+                guard changed == 1, let saga = try Self.fetchSaga(s, id: id) else { continue }
                 claimed.append(saga)
             }
             return claimed
         }
     }
 
-    public func renewLeases(ids: [UUID], owner: String, until: Date) async throws {
-        guard !ids.isEmpty else { return }
-        try await database.write { s in
-            try s.run(
-                "UPDATE sagas SET lease_until = ? WHERE owner = ? AND state NOT IN (\(Self.terminalList)) AND id IN (\(SQLDialect.placeholders(ids.count)))",
-                [until, owner] + ids.map { $0 as any SQLBindable })
+    public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
+        guard !held.isEmpty else { return [] }
+        let ids = Array(held.keys)
+        let leaseEnd = leaseEnd
+        return try await database.write { s in
+            var current: [UUID: (epoch: Int, owner: String)] = [:]
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let list = SQLDialect.placeholders(chunk.count)
+                try s.run(
+                    "UPDATE sagas SET lease_until = \(leaseEnd) WHERE owner = ? AND state NOT IN (\(Self.terminalList)) AND id IN (\(list))",
+                    [Millis.of(lease), owner] + chunk.map { $0 as any SQLBindable })
+                for row in try s.rows("SELECT id, owner, epoch FROM sagas WHERE id IN (\(list))", chunk.map { $0 as any SQLBindable }) {
+                    current[try row.uuid("id")] = (Int(try row.int("epoch")), try row.text("owner"))
+                }
+            }
+            return Set(held.compactMap { id, epoch in
+                current[id].map { $0.owner == owner && $0.epoch == epoch } == true ? nil : id
+            })
         }
     }
 

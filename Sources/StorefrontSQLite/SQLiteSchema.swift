@@ -84,6 +84,10 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        // Issue 10.1: a fencing token on every saga; a takeover increments it.
+        migrator.registerMigration("002_saga_epoch") { db in
+            try db.execute(sql: "ALTER TABLE sagas ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 }

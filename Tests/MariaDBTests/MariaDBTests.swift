@@ -194,6 +194,35 @@ struct MariaDBConnectionTests {
         await waiter.close()
     }
 
+    /// A client frozen inside a transaction (SIGSTOP, a long GC pause) does not hold its row locks forever: the
+    /// server kills the idle transaction's session after `idleTransactionTimeout`, and a waiter gets the row.
+    @Test func aFrozenTransactionLosesItsLocks() async throws {
+        guard var config = try await TestServers.freshDatabase() else { return }
+        config.idleTransactionTimeout = .seconds(1)
+        let frozen = try await MariaDBConnection.connect(config)
+        let waiter = try await MariaDBConnection.connect(config)
+        _ = try await frozen.withSession { s in
+            try s.execute("CREATE TABLE k (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            try s.execute("INSERT INTO k VALUES (1, 0)")
+            try s.execute("START TRANSACTION")
+            return try s.query("SELECT v FROM k WHERE id = 1 FOR UPDATE", [])
+        }
+        // The waiter would wait 10 s for the lock; it gets the row once the frozen session is killed.
+        let started = ContinuousClock.now
+        let updated = try await waiter.withSession { s in
+            try s.execute("SET SESSION innodb_lock_wait_timeout = 10")
+            return try s.query("UPDATE k SET v = 2 WHERE id = 1", []).affectedRows
+        }
+        #expect(updated == 1)
+        #expect(ContinuousClock.now - started < .seconds(8))
+        // The frozen client, waking up, finds its transaction gone rather than committing half of it.
+        await #expect(throws: MariaDBError.self) { try await frozen.query("UPDATE k SET v = 3 WHERE id = 1") }
+        #expect(frozen.isBroken)
+        #expect(try await waiter.query("SELECT v FROM k WHERE id = 1").rows.first?.decode("v", as: Int.self) == 2)
+        await frozen.close()
+        await waiter.close()
+    }
+
     @Test func transactionsCommitOrRollBack() async throws {
         guard let config = try await TestServers.freshDatabase() else { return }
         let connection = try await MariaDBConnection.connect(config)

@@ -57,10 +57,10 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
 
     public func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await inner.begin(saga, now: now) }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult {
+    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
         try crashed.check(sagaId)
         if Self.hasBeforePoint(t) { try await crashed.at(.before(t.step), saga: sagaId, faults) }
-        let result = try await inner.apply(t, sagaId: sagaId, owner: owner, now: now, leaseUntil: leaseUntil)
+        let result = try await inner.apply(t, sagaId: sagaId, fence: fence, lease: lease, now: now)
         if case .applied = result { try await crashed.at(.after(t.step), saga: sagaId, faults) }
         return result
     }
@@ -74,13 +74,13 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
     public func steps(sagaId: UUID) async throws -> [SagaStep] { try await inner.steps(sagaId: sagaId) }
     public func order(id: Int64) async throws -> Order? { try await inner.order(id: id) }
 
-    public func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga] {
-        try await inner.claimExpired(owner: owner, now: now, leaseUntil: leaseUntil, limit: limit)
+    public func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
+        try await inner.claimExpired(owner: owner, lease: lease, limit: limit, now: now)
     }
 
     /// A dead process renews nothing.
-    public func renewLeases(ids: [UUID], owner: String, until: Date) async throws {
-        try await inner.renewLeases(ids: ids.filter { !crashed.isDead($0) }, owner: owner, until: until)
+    public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
+        try await inner.renewLeases(held.filter { !crashed.isDead($0.key) }, owner: owner, lease: lease)
     }
 
     public func countUnfinished() async throws -> Int { try await inner.countUnfinished() }

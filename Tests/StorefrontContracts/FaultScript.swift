@@ -8,6 +8,8 @@ public final class FaultScript: SagaFaultInjector {
         case crash
         /// This point fails the next `times` times, then passes.
         case fail(times: Int)
+        /// The process stalls here until the gate opens (a GC pause, SIGSTOP).
+        case pause(FaultGate)
     }
 
     private let faults = Mutex<[SagaFaultPoint: Fault]>([:])
@@ -36,6 +38,7 @@ public final class FaultScript: SagaFaultInjector {
         switch fault {
         case .crash: throw SimulatedCrash(point: point)
         case .fail: throw InjectedFault(point: point)
+        case .pause(let gate): await gate.pass()
         case nil: return
         }
     }

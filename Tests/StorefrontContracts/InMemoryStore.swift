@@ -19,9 +19,12 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
 
     private let state = Mutex(State())
     private let topic: String
+    /// The "database's" clock, by which leases are judged (tests move a `TestClock` to expire them).
+    private let clock: WallClock
 
-    public init(topic: String = SagaEvent.defaultTopic) {
+    public init(topic: String = SagaEvent.defaultTopic, clock: WallClock = .system) {
         self.topic = topic
+        self.clock = clock
     }
 
     // MARK: ProductStore
@@ -85,7 +88,7 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
             if let key = new.idempotencyKey, let id = s.keys[key], let existing = s.sagas[id] { return .existing(existing) }
             var saga = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
                             amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
-                            paymentRef: nil, attempts: 0, owner: new.owner, leaseUntil: new.leaseUntil, failureCode: nil,
+                            paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: clock.now().adding(new.lease), failureCode: nil,
                             lastError: nil, eventSequence: 0, createdAt: now, updatedAt: now)
             if let key = new.idempotencyKey { s.keys[key] = saga.id }
             s.steps[saga.id] = [SagaStep(sequence: 1, name: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)]
@@ -95,9 +98,11 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         }
     }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult {
-        try state.withLock { s in
+    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+        let leaseUntil = clock.now().adding(lease)
+        return try state.withLock { s in
             guard var saga = s.sagas[sagaId] else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga") }
+            guard saga.fence == fence else { return .fenced(saga) }
             guard saga.state == t.from else { return .stale(saga) }
             var work = s  // effects are applied to a copy and committed at the end, like a transaction
             switch t.effect {
@@ -139,7 +144,6 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
                 }
             }
             saga.state = t.to
-            saga.owner = owner
             saga.leaseUntil = leaseUntil
             saga.failureCode = saga.failureCode ?? t.failureCode
             if t.status != .done, let detail = t.detail { saga.lastError = detail }
@@ -174,13 +178,15 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
 
     public func order(id: Int64) async throws -> Order? { state.withLock { $0.orders[id] } }
 
-    public func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga] {
-        state.withLock { s in
-            let expired = s.sagas.values.filter { !$0.state.isTerminal && $0.leaseUntil < now }.sorted { $0.leaseUntil < $1.leaseUntil }.prefix(limit)
+    public func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
+        let storeNow = clock.now()
+        return state.withLock { s in
+            let expired = s.sagas.values.filter { !$0.state.isTerminal && $0.leaseUntil < storeNow }.sorted { $0.leaseUntil < $1.leaseUntil }.prefix(limit)
             return expired.map { saga in
                 var claimed = saga
                 claimed.owner = owner
-                claimed.leaseUntil = leaseUntil
+                claimed.epoch += 1
+                claimed.leaseUntil = storeNow.adding(lease)
                 claimed.attempts += 1
                 claimed.updatedAt = now
                 s.sagas[claimed.id] = claimed
@@ -189,11 +195,13 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         }
     }
 
-    public func renewLeases(ids: [UUID], owner: String, until: Date) async throws {
-        state.withLock { s in
-            for id in ids where s.sagas[id]?.owner == owner && s.sagas[id]?.state.isTerminal == false {
+    public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
+        let until = clock.now().adding(lease)
+        return state.withLock { s in
+            for id in held.keys where s.sagas[id]?.owner == owner && s.sagas[id]?.state.isTerminal == false {
                 s.sagas[id]?.leaseUntil = until
             }
+            return Set(held.filter { id, epoch in s.sagas[id]?.fence != SagaFence(owner: owner, epoch: epoch) }.keys)
         }
     }
 

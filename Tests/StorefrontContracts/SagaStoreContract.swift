@@ -6,10 +6,11 @@ import Testing
 public enum SagaStoreContract {
     static let now = Date(timeIntervalSince1970: 1_760_000_000)
 
-    static func newSaga(_ productId: Int64, qty: Int64 = 2, key: String? = nil, lease: Date = now.addingTimeInterval(30)) -> NewSaga {
+    static func newSaga(_ productId: Int64, qty: Int64 = 2, key: String? = nil, lease: Duration = .seconds(30)) -> NewSaga {
         NewSaga(idempotencyKey: key, productId: productId, qty: qty, amountMinor: 3998, currency: "USD", mode: .lock,
-                owner: "app-1", leaseUntil: lease)
+                owner: "app-1", lease: lease)
     }
+    static let app1 = SagaFence(owner: "app-1", epoch: 1)
 
     static func step(_ state: SagaState) -> SagaTransition {
         guard case .apply(let t) = SagaPlan.next(state, .forward) else { fatalError("no forward transition from \(state)") }
@@ -24,7 +25,7 @@ public enum SagaStoreContract {
     }
 
     static func apply(_ sagas: any SagaStore, _ t: SagaTransition, _ id: UUID) async throws -> TransitionResult {
-        try await sagas.apply(t, sagaId: id, owner: "app-1", now: now, leaseUntil: now.addingTimeInterval(30))
+        try await sagas.apply(t, sagaId: id, fence: app1, lease: .seconds(30), now: now)
     }
 
     static func forwardPath(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
@@ -94,6 +95,11 @@ public enum SagaStoreContract {
         _ = try await apply(sagas, step(.started), s.id)
         _ = try await apply(sagas, step(.reserved), s.id)
         let direction = SagaDirection.compensate(code: "payment_declined", reason: "card declined")
+        guard case .apply(let start) = SagaPlan.next(.orderCreated, direction),
+              case .applied(let refunding) = try await apply(sagas, start, s.id) else { Issue.record("start compensation"); return }
+        #expect(refunding.state == .refunding && refunding.failureCode == "payment_declined")
+        // once compensation started, the payment can no longer be recorded
+        guard case .stale = try await apply(sagas, SagaPlan.paymentSucceeded(reference: "late"), s.id) else { Issue.record("paid after refunding"); return }
         _ = try await apply(sagas, SagaPlan.paymentReversed(refunded: false, code: "payment_declined", reason: "card declined"), s.id)
         guard case .apply(let cancel) = SagaPlan.next(.paymentReversed, direction) else { return }
         _ = try await apply(sagas, cancel, s.id)
@@ -110,29 +116,48 @@ public enum SagaStoreContract {
         #expect(types == [.sagaStarted, .inventoryReserved, .orderCreated, .orderCancelled, .inventoryReleased, .sagaCompensated])
     }
 
+    /// Leases are judged by the store's clock: `now` arguments (here far in the future) never expire one.
     static func leases(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
         let p = try await products.create(ProductStoreContract.mug("saga-lease", stock: 5), now: now)
-        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1, lease: now.addingTimeInterval(10)), now: now) else { return }
-        #expect(try await sagas.countUnfinished() >= 1)
-        // not yet expired: nothing to claim
-        #expect(try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(5), leaseUntil: now.addingTimeInterval(40), limit: 10)
-            .contains { $0.id == s.id } == false)
-        // the owner renews; the old deadline passes but the lease holds
-        try await sagas.renewLeases(ids: [s.id], owner: "app-1", until: now.addingTimeInterval(20))
-        try await sagas.renewLeases(ids: [s.id], owner: "intruder", until: now.addingTimeInterval(1))
-        #expect(try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(15), leaseUntil: now.addingTimeInterval(40), limit: 10)
-            .contains { $0.id == s.id } == false)
-        // expired: claimed once, by one instance
-        let claimed = try await sagas.claimExpired(owner: "app-2", now: now.addingTimeInterval(25), leaseUntil: now.addingTimeInterval(60), limit: 10)
+        let future = Date().addingTimeInterval(86_400)
+        guard case .created(let held) = try await sagas.begin(newSaga(p.id, qty: 1), now: now) else { return }
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1, lease: .milliseconds(300)), now: now) else { return }
+        #expect(s.fence == app1)
+        #expect(try await sagas.countUnfinished() >= 2)
+        // not yet expired: nothing to claim, whatever the caller's clock says
+        #expect(try await sagas.claimExpired(owner: "app-2", lease: .seconds(30), limit: 100, now: future)
+            .contains { [held.id, s.id].contains($0.id) } == false)
+        // the owner renews: the first deadline passes but the lease holds; an intruder renews nothing
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await sagas.renewLeases([s.id: 1], owner: "app-1", lease: .milliseconds(500)) == [])
+        #expect(try await sagas.renewLeases([s.id: 1], owner: "intruder", lease: .milliseconds(1)) == [s.id])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await sagas.claimExpired(owner: "app-2", lease: .seconds(30), limit: 100, now: now).contains { $0.id == s.id } == false)
+        // expired: claimed once, by one instance, with the next epoch
+        try await Task.sleep(for: .milliseconds(400))
+        let claimed = try await sagas.claimExpired(owner: "app-2", lease: .seconds(30), limit: 100, now: now)
         let mine = try #require(claimed.first { $0.id == s.id })
-        #expect(mine.owner == "app-2" && mine.attempts == 1)
-        #expect(try await sagas.claimExpired(owner: "app-3", now: now.addingTimeInterval(25), leaseUntil: now.addingTimeInterval(60), limit: 10)
-            .contains { $0.id == s.id } == false)
+        #expect(mine.owner == "app-2" && mine.attempts == 1 && mine.epoch == 2)
+        #expect(claimed.contains { $0.id == held.id } == false)
+        #expect(try await sagas.claimExpired(owner: "app-3", lease: .seconds(30), limit: 100, now: now).contains { $0.id == s.id } == false)
+        // the former owner is fenced: its step and its renewal change nothing
+        let compensate = SagaPlan.next(.started, .compensate(code: "x", reason: "y")).transition!
+        guard case .fenced(let seen) = try await sagas.apply(compensate, sagaId: s.id, fence: app1, lease: .seconds(30), now: now) else {
+            Issue.record("a step of the former owner was applied"); return
+        }
+        #expect(seen.fence == mine.fence && seen.state == .started)
+        #expect(try await sagas.renewLeases([s.id: 1], owner: "app-1", lease: .seconds(30)) == [s.id])
+        // the same owner at an older epoch (a stalled task of a process that re-claimed its own saga) is fenced too
+        guard case .fenced = try await sagas.apply(compensate, sagaId: s.id, fence: SagaFence(owner: "app-2", epoch: 1), lease: .seconds(30),
+                                                   now: now) else {
+            Issue.record("a stale epoch was applied"); return
+        }
         // terminal sagas are never claimed
-        _ = try await sagas.apply(SagaPlan.next(.started, .compensate(code: "x", reason: "y")).transition!, sagaId: s.id, owner: "app-2",
-                                  now: now, leaseUntil: now)
-        #expect(try await sagas.claimExpired(owner: "app-3", now: now.addingTimeInterval(1000), leaseUntil: now.addingTimeInterval(2000), limit: 10)
-            .contains { $0.id == s.id } == false)
+        guard case .applied = try await sagas.apply(compensate, sagaId: s.id, fence: mine.fence, lease: .zero, now: now) else {
+            Issue.record("the new owner was refused"); return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await sagas.claimExpired(owner: "app-3", lease: .seconds(30), limit: 100, now: future).contains { $0.id == s.id } == false)
 
         // outbox marking
         let pending = try await sagas.unpublished(limit: 1000)

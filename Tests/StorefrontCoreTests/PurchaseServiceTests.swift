@@ -10,17 +10,19 @@ final class RacingKeyLookups: SagaStore, Sendable {
     let inner: InMemoryStore
     init(_ inner: InMemoryStore) { self.inner = inner }
     func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await inner.begin(saga, now: now) }
-    func apply(_ t: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult {
-        try await inner.apply(t, sagaId: sagaId, owner: owner, now: now, leaseUntil: leaseUntil)
+    func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+        try await inner.apply(t, sagaId: sagaId, fence: fence, lease: lease, now: now)
     }
     func saga(id: UUID) async throws -> Saga? { try await inner.saga(id: id) }
     func saga(idempotencyKey: String) async throws -> Saga? { nil }
     func steps(sagaId: UUID) async throws -> [SagaStep] { try await inner.steps(sagaId: sagaId) }
     func order(id: Int64) async throws -> Order? { try await inner.order(id: id) }
-    func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga] {
-        try await inner.claimExpired(owner: owner, now: now, leaseUntil: leaseUntil, limit: limit)
+    func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
+        try await inner.claimExpired(owner: owner, lease: lease, limit: limit, now: now)
     }
-    func renewLeases(ids: [UUID], owner: String, until: Date) async throws { try await inner.renewLeases(ids: ids, owner: owner, until: until) }
+    func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
+        try await inner.renewLeases(held, owner: owner, lease: lease)
+    }
     func countUnfinished() async throws -> Int { try await inner.countUnfinished() }
 }
 

@@ -28,9 +28,13 @@ struct SagaPlanTests {
 
     @Test func compensationRunsInReverseOrder() {
         let back = SagaDirection.compensate(code: "payment_declined", reason: "no")
-        #expect(SagaPlan.next(.orderCreated, back) == .refund)
+        // "compensation started" is recorded before the provider is asked to refund
+        guard case .apply(let start) = SagaPlan.next(.orderCreated, back) else { Issue.record("no durable start"); return }
+        #expect(start.step == .startCompensation && start.to == .refunding && start.failureCode == "payment_declined" && start.events.isEmpty)
+        #expect(SagaPlan.next(.refunding, back) == .refund)
+        #expect(SagaPlan.next(.refunding, .forward) == .refund, "a resumed compensation never turns forward")
         let reversed = SagaPlan.paymentReversed(refunded: true, code: "payment_declined", reason: "no")
-        #expect(reversed.from == .orderCreated && reversed.to == .paymentReversed && reversed.events == [.paymentRefunded])
+        #expect(reversed.from == .refunding && reversed.to == .paymentReversed && reversed.events == [.paymentRefunded])
         guard case .apply(let cancel) = SagaPlan.next(.paymentReversed, back),
               case .apply(let release) = SagaPlan.next(.orderCancelled, back)
         else { Issue.record("missing compensation"); return }

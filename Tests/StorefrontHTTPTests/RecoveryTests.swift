@@ -16,9 +16,8 @@ struct RecoveryTests {
     ])
     func survivorFinishesADeadInstancesSagas(point: SagaFaultPoint, expected: String) async throws {
         let url = temporaryDatabaseURL()
-        let clock = TestClock(Date())
-        let a = try await makeStorefront(databaseURL: url, instance: "app-a", faults: FaultScript([point: .crash]), clock: clock.wall)
-        let b = try await makeStorefront(databaseURL: url, instance: "app-b", clock: clock.wall)
+        let a = try await makeStorefront(databaseURL: url, instance: "app-a", faults: FaultScript([point: .crash])) { $0.sagaLeaseSeconds = 5 }
+        let b = try await makeStorefront(databaseURL: url, instance: "app-b") { $0.sagaLeaseSeconds = 5 }
         let (id, dead) = try await a.test { client in
             let id = try await client.createProduct(stock: 10)
             var replies: [Reply] = []
@@ -29,9 +28,9 @@ struct RecoveryTests {
         #expect(dead.allSatisfy { $0.status == .serviceUnavailable }, "the dying instance never answered success")
         #expect(try await b.services.sagas.countUnfinished() == 3)
 
-        // Before the lease ends, B leaves them alone.
+        // Before the lease ends (by the database's clock), B leaves them alone.
         #expect(try await b.recovery.recoverOnce().claimed == 0)
-        clock.advance(by: 31)
+        try await Task.sleep(for: .milliseconds(5200))
         let report = try await b.recovery.recoverOnce()
         #expect(report.claimed == 3 && report.finished == 3)
         #expect(try await b.services.sagas.countUnfinished() == 0)
@@ -60,8 +59,10 @@ struct RecoveryTests {
 struct UnfinishedSagaTests {
     @Test func compensationThatKeepsFailingAnswers503AndRecoveryFinishesIt() async throws {
         let faults = FaultScript([.before(.releaseInventory): .fail(times: 1000)])
-        let clock = TestClock(Date())
-        let storefront = try await makeStorefront(faults: faults, clock: clock.wall) { $0.paymentDeclineRate = 1 }
+        let storefront = try await makeStorefront(faults: faults) {
+            $0.paymentDeclineRate = 1
+            $0.sagaLeaseSeconds = 1
+        }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let r = try await client.purchase(id, qty: 2)
@@ -69,7 +70,7 @@ struct UnfinishedSagaTests {
             #expect(r.headers[.retryAfter] != nil)
             #expect(try await storefront.services.sagas.countUnfinished() == 1)
             faults.set(.before(.releaseInventory), nil)
-            clock.advance(by: 31)
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(try await storefront.recovery.recoverOnce().finished == 1)
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 5)
         }
@@ -77,8 +78,7 @@ struct UnfinishedSagaTests {
 
     @Test func confirmationThatKeepsFailingAnswers202AndRecoveryConfirms() async throws {
         let faults = FaultScript([.before(.confirmOrder): .fail(times: 1000)])
-        let clock = TestClock(Date())
-        let storefront = try await makeStorefront(faults: faults, clock: clock.wall)
+        let storefront = try await makeStorefront(faults: faults) { $0.sagaLeaseSeconds = 1 }
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
             let r = try await client.purchase(id, qty: 2)
@@ -86,7 +86,7 @@ struct UnfinishedSagaTests {
             let orderId = try #require(r.int("orderId"))
             #expect(try await client.call(.get, "/orders/\(orderId)").string("status") == "PENDING")
             faults.set(.before(.confirmOrder), nil)
-            clock.advance(by: 31)
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(try await storefront.recovery.recoverOnce().finished == 1)
             #expect(try await client.call(.get, "/orders/\(orderId)").string("status") == "CONFIRMED")
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 3)

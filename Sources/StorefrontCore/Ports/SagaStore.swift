@@ -2,25 +2,30 @@ import Foundation
 
 /// The durable saga log, orders and the transactional outbox, all in the primary database.
 /// Every mutating call is ONE local transaction.
+///
+/// Leases are judged by the store's own clock (the database's), never by an app server's: a lease is given
+/// as a duration from the store's now. The `now` arguments only stamp rows (timeline, `updated_at`).
 public protocol SagaStore: Sendable {
     /// Inserts the saga in `STARTED` with its `SagaStarted` event, or returns the saga that already holds
     /// the idempotency key.
     func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult
 
-    /// Applies a guarded transition: only if the saga is in `transition.from`, in one transaction it performs the
-    /// effect, moves the state, renews the lease for `owner`, appends the timeline entry and the outbox events.
-    func apply(_ transition: SagaTransition, sagaId: UUID, owner: String, now: Date, leaseUntil: Date) async throws -> TransitionResult
+    /// Applies a guarded transition: only if `fence` still owns the saga (else `.fenced`) and the saga is in
+    /// `transition.from` (else `.stale`), in one transaction it performs the effect, moves the state, renews the
+    /// lease, appends the timeline entry and the outbox events.
+    func apply(_ transition: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult
 
     func saga(id: UUID) async throws -> Saga?
     func saga(idempotencyKey: String) async throws -> Saga?
     func steps(sagaId: UUID) async throws -> [SagaStep]
     func order(id: Int64) async throws -> Order?
 
-    /// Claims up to `limit` non-terminal sagas whose lease ended before `now`: owner and lease change,
-    /// `attempts` goes up. Only sagas this call actually claimed are returned.
-    func claimExpired(owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Saga]
-    /// Extends the lease of the given sagas that `owner` still holds.
-    func renewLeases(ids: [UUID], owner: String, until: Date) async throws
+    /// Claims up to `limit` non-terminal sagas whose lease has ended: owner and lease change, `epoch` and
+    /// `attempts` go up. Only sagas this call actually claimed are returned.
+    func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga]
+    /// Extends the leases of the sagas `owner` holds at the given epochs, and returns those it no longer holds
+    /// (another instance took them over).
+    func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID>
     /// Non-terminal sagas (for health and tests).
     func countUnfinished() async throws -> Int
 }

@@ -1,26 +1,26 @@
 import Foundation
 
-/// What is needed to open a saga: its terms, and the instance that owns it until `leaseUntil`.
+/// What is needed to open a saga: its terms, and the instance that owns it for `lease` (by the store's clock).
 public struct NewSaga: Sendable, Equatable {
     public var id: UUID
     public var order: SagaOrder
     public var owner: String
-    public var leaseUntil: Date
+    public var lease: Duration
 
-    public init(id: UUID = UUID(), order: SagaOrder, owner: String, leaseUntil: Date) {
+    public init(id: UUID = UUID(), order: SagaOrder, owner: String, lease: Duration) {
         self.id = id
         self.order = order
         self.owner = owner
-        self.leaseUntil = leaseUntil
+        self.lease = lease
     }
 
     public init(
         id: UUID = UUID(), idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
-        mode: PurchaseMode, owner: String, leaseUntil: Date
+        mode: PurchaseMode, owner: String, lease: Duration
     ) {
         self.init(id: id, order: SagaOrder(idempotencyKey: idempotencyKey, productId: productId, qty: qty, amountMinor: amountMinor,
                                            currency: currency, mode: mode),
-                  owner: owner, leaseUntil: leaseUntil)
+                  owner: owner, lease: lease)
     }
 
     public var idempotencyKey: String? { order.idempotencyKey }

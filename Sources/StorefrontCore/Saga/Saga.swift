@@ -14,6 +14,10 @@ public struct Saga: Sendable, Equatable {
     public var paymentRef: String?
     public var attempts: Int
     public var owner: String
+    /// Fencing token: goes up each time another instance takes the saga over. Every transition is
+    /// conditioned on `owner` and `epoch`, so a stalled former owner can no longer write.
+    public var epoch: Int
+    /// Until when `owner` holds the saga, by the store's clock (the database's, not an app server's).
     public var leaseUntil: Date
     /// Machine-readable reason a saga failed or was compensated (`insufficient_stock`, `payment_declined`, …).
     public var failureCode: SagaFailureCode?
@@ -25,7 +29,7 @@ public struct Saga: Sendable, Equatable {
     public init(
         id: UUID, idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
         mode: PurchaseMode, state: SagaState, orderId: Int64?, paymentRef: String?, attempts: Int, owner: String,
-        leaseUntil: Date, failureCode: SagaFailureCode?, lastError: String?, eventSequence: Int, createdAt: Date, updatedAt: Date
+        epoch: Int = 1, leaseUntil: Date, failureCode: SagaFailureCode?, lastError: String?, eventSequence: Int, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.idempotencyKey = idempotencyKey
@@ -39,6 +43,7 @@ public struct Saga: Sendable, Equatable {
         self.paymentRef = paymentRef
         self.attempts = attempts
         self.owner = owner
+        self.epoch = epoch
         self.leaseUntil = leaseUntil
         self.failureCode = failureCode
         self.lastError = lastError
@@ -46,4 +51,20 @@ public struct Saga: Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
+
+    /// Who may write this saga now.
+    public var fence: SagaFence { SagaFence(owner: owner, epoch: epoch) }
+}
+
+/// The owner and epoch a transition must match to be written (a fencing token).
+public struct SagaFence: Sendable, Hashable, CustomStringConvertible {
+    public var owner: String
+    public var epoch: Int
+
+    public init(owner: String, epoch: Int) {
+        self.owner = owner
+        self.epoch = epoch
+    }
+
+    public var description: String { "\(owner)#\(epoch)" }
 }

@@ -32,7 +32,15 @@ public final class SagaOrchestrator: Sendable {
     private let clock: WallClock
     private let logger: Logger
     private let finished = CounterFamily(label: "storefront_sagas_finished_total", dimensions: ["state", "reason"])
-    private let active = Mutex<Set<UUID>>([])
+    private let ownershipLost = Counter(label: "storefront_saga_ownership_lost_total")
+    private let active = Mutex<[UUID: Driving]>([:])
+
+    /// A saga this instance is driving: the epoch it holds, and whether lease renewal found it taken over.
+    private struct Driving {
+        var epoch: Int
+        var drivers = 1
+        var lost = false
+    }
 
     public init(
         store: any SagaStore, gateway: any PaymentGateway, owner: String, settings: SagaSettings = .init(),
@@ -46,24 +54,31 @@ public final class SagaOrchestrator: Sendable {
         self.logger = logger
     }
 
-    /// The lease a saga gets when this instance touches it now.
-    public func leaseUntil() -> Date { clock.now().adding(settings.leaseDuration) }
-
     /// Sagas this instance is driving right now (their leases are renewed).
-    public var activeSagas: [UUID] { active.withLock { Array($0) } }
+    public var activeSagas: [UUID] { active.withLock { Array($0.keys) } }
 
-    /// Extends the leases of every saga this instance is driving.
-    public func renewLeases() async throws {
-        let ids = activeSagas
-        guard !ids.isEmpty else { return }
-        try await store.renewLeases(ids: ids, owner: owner, until: leaseUntil())
+    /// Extends the leases of every saga this instance is driving, and stops driving those another instance
+    /// has taken over (each stops before its next step). Returns how many were lost.
+    @discardableResult
+    public func renewLeases() async throws -> Int {
+        let held = active.withLock { $0.filter { !$0.value.lost }.mapValues(\.epoch) }
+        guard !held.isEmpty else { return 0 }
+        let lost = try await store.renewLeases(held, owner: owner, lease: settings.leaseDuration)
+        guard !lost.isEmpty else { return 0 }
+        active.withLock { map in
+            for id in lost where map[id]?.epoch == held[id] { map[id]?.lost = true }
+        }
+        for id in lost {
+            logger.warning("lost ownership of saga (another instance took it over); stopping", metadata: ["saga": "\(id)", "epoch": "\(held[id] ?? 0)"])
+        }
+        return lost.count
     }
 
     /// Opens a saga for `order`, owned by this instance with a fresh lease, and drives it. A saga left to
     /// recovery past the pivot counts as run (recovery confirms it); before the pivot it throws
     /// `SagaLeftForRecovery`.
     public func start(_ order: SagaOrder) async throws -> SagaStart {
-        let new = NewSaga(order: order, owner: owner, leaseUntil: leaseUntil())
+        let new = NewSaga(order: order, owner: owner, lease: settings.leaseDuration)
         switch try await store.begin(new, now: clock.now()) {
         case .existing(let other):
             return .existing(other)
@@ -77,16 +92,30 @@ public final class SagaOrchestrator: Sendable {
         }
     }
 
-    /// Drives `saga` until it is terminal. Throws if a step keeps failing (the saga is then left for recovery).
+    /// Drives `saga` (which this instance must own: `saga.fence`) until it is terminal. Throws if a step keeps
+    /// failing (the saga is then left for recovery), and `SagaOwnershipLost` as soon as another instance has
+    /// taken it over.
     @discardableResult
     public func drive(_ saga: Saga, direction initial: SagaDirection = .forward) async throws -> Saga {
-        active.withLock { _ = $0.insert(saga.id) }
-        defer { active.withLock { _ = $0.remove(saga.id) } }
+        let fence = saga.fence
+        active.withLock { map in
+            if map[saga.id]?.epoch == fence.epoch { map[saga.id]?.drivers += 1 } else { map[saga.id] = Driving(epoch: fence.epoch) }
+        }
+        defer {
+            active.withLock { map in
+                guard map[saga.id]?.epoch == fence.epoch else { return }
+                map[saga.id]?.drivers -= 1
+                if map[saga.id]?.drivers == 0 { map[saga.id] = nil }
+            }
+        }
         var saga = saga
         var direction = initial
         while true {
             let action = SagaPlan.next(saga.state, direction)
             do {
+                if action != .finished, active.withLock({ $0[saga.id]?.lost == true }) {
+                    throw SagaOwnershipLost(sagaId: saga.id, fence: fence, current: nil)
+                }
                 switch action {
                 case .finished:
                     record(saga)
@@ -108,6 +137,12 @@ public final class SagaOrchestrator: Sendable {
                     let refunded = try await retrying("refundPayment", saga) { try await self.gateway.refund(idempotencyKey: key) }
                     saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason), on: saga)
                 }
+            } catch let lost as SagaOwnershipLost {
+                ownershipLost.increment()
+                logger.warning("saga taken over by another instance; this one stops driving it", metadata: [
+                    "saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "epoch": "\(fence.epoch)",
+                    "now": "\(lost.current.map { "\($0.fence) at \($0.state.rawValue)" } ?? "unknown")"])
+                throw lost
             } catch {
                 // A forward step failed before the pivot: unwind. Past the pivot, or while unwinding, the
                 // step was already retried; leave the saga to the recovery loop.
@@ -126,8 +161,9 @@ public final class SagaOrchestrator: Sendable {
         // Forward steps before the pivot fail fast (and compensate); everything else is retried.
         let mustFinish = transition.from.isPastPivot || transition.to.isPastPivot || transition.status != .done
         let sagaId = saga.id
+        let fence = saga.fence
         let result = try await retrying(transition.step.rawValue, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
-            try await self.store.apply(transition, sagaId: sagaId, owner: self.owner, now: self.clock.now(), leaseUntil: self.leaseUntil())
+            try await self.store.apply(transition, sagaId: sagaId, fence: fence, lease: self.settings.leaseDuration, now: self.clock.now())
         }
         switch result {
         case .applied(let updated):
@@ -140,6 +176,8 @@ public final class SagaOrchestrator: Sendable {
             }
             logger.debug("saga step skipped (state moved)", metadata: ["saga": "\(saga.id)", "expected": "\(transition.from.rawValue)", "actual": "\(current.state.rawValue)"])
             return current
+        case .fenced(let current):
+            throw SagaOwnershipLost(sagaId: saga.id, fence: fence, current: current)
         case .rejected(let current):
             guard transition.effect == .reserveInventory else {
                 throw SagaStoreInconsistency(sagaId: saga.id, detail: "\(transition.step) rejected")
@@ -205,6 +243,18 @@ public final class SagaOrchestrator: Sendable {
 
     private func record(_ saga: Saga) {
         finished.increment(saga.state.rawValue, saga.failureCode?.rawValue ?? "none")
+    }
+}
+
+/// Another instance took the saga over (its lease had expired): this instance must not write it again.
+public struct SagaOwnershipLost: Error, Sendable, CustomStringConvertible {
+    public var sagaId: UUID
+    /// What this instance held.
+    public var fence: SagaFence
+    /// The saga as the store has it, when known.
+    public var current: Saga?
+    public var description: String {
+        "saga \(sagaId): ownership lost (held \(fence)\(current.map { ", now \($0.fence) at \($0.state.rawValue)" } ?? ""))"
     }
 }
 

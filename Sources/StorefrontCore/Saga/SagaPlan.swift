@@ -35,6 +35,10 @@ public enum SagaPlan {
             case .reserved:
                 return .apply(releaseInventory(from: .reserved, code: code, reason: reason))
             case .orderCreated:
+                // Durable before the provider is called: from here no forward step can be applied.
+                return .apply(.init(step: .startCompensation, from: .orderCreated, to: .refunding, effect: .none,
+                                    status: .compensated, events: [], failureCode: code, detail: reason))
+            case .refunding:
                 return .refund
             case .paymentReversed:
                 return .apply(.init(step: .cancelOrder, from: .paymentReversed, to: .orderCancelled, effect: .cancelOrder,
@@ -57,7 +61,7 @@ public enum SagaPlan {
         case .paid:
             return .apply(.init(step: .confirmOrder, from: .paid, to: .confirmed, effect: .confirmOrder,
                                 events: [.orderConfirmed]))
-        case .paymentReversed, .orderCancelled, .confirmed, .compensated, .failed:
+        case .refunding, .paymentReversed, .orderCancelled, .confirmed, .compensated, .failed:
             return .finished  // unreachable: handled above
         }
     }
@@ -77,7 +81,7 @@ public enum SagaPlan {
 
     /// The payment was refunded (`refunded`) or there was nothing to refund and the key is now void.
     public static func paymentReversed(refunded: Bool, code: SagaFailureCode, reason: String) -> SagaTransition {
-        .init(step: .refundPayment, from: .orderCreated, to: .paymentReversed, effect: .none,
+        .init(step: .refundPayment, from: .refunding, to: .paymentReversed, effect: .none,
               status: refunded ? .compensated : .skipped, events: refunded ? [.paymentRefunded] : [],
               failureCode: code, detail: refunded ? "payment refunded; \(reason)" : "nothing was charged; \(reason)")
     }

@@ -4,7 +4,8 @@ import Metrics
 
 /// Finishes sagas whose owner went silent: claims those with an expired lease and drives each to a terminal
 /// state — forward if past the payment pivot, otherwise compensating — and tells the stock guard, whose cached
-/// counter and product may be off. Also renews this instance's own leases.
+/// counter and product may be off. (This instance's own leases are renewed by `SagaOrchestrator.renewLeases`,
+/// on a task of its own, so a slow recovery batch never lets them lapse.)
 public final class SagaRecovery: Sendable {
     public struct Report: Sendable, Equatable {
         public var claimed = 0
@@ -36,15 +37,16 @@ public final class SagaRecovery: Sendable {
     public func recoverOnce() async throws -> Report {
         var report = Report()
         while true {
-            let now = clock.now()
-            let claimed = try await store.claimExpired(owner: orchestrator.owner, now: now, leaseUntil: orchestrator.leaseUntil(), limit: batchSize)
+            let claimed = try await store.claimExpired(owner: orchestrator.owner, lease: orchestrator.settings.leaseDuration, limit: batchSize,
+                                                       now: clock.now())
             if claimed.isEmpty { break }
             report.claimed += claimed.count
             for saga in claimed {
                 let direction: SagaDirection = saga.state.isPastPivot
                     ? .forward
                     : .compensate(code: saga.failureCode ?? .recovered, reason: "previous owner's lease expired; recovered by \(orchestrator.owner)")
-                logger.notice("recovering saga", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "attempt": "\(saga.attempts)"])
+                logger.notice("recovering saga", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)", "attempt": "\(saga.attempts)",
+                                                            "epoch": "\(saga.epoch)"])
                 do {
                     let done = try await orchestrator.drive(saga, direction: direction)
                     report.finished += 1
@@ -60,11 +62,10 @@ public final class SagaRecovery: Sendable {
         return report
     }
 
-    /// One round of the app server's recovery service: renews this instance's leases, then recovers expired
-    /// sagas (the app runs it every `STOREFRONT_RECOVERY_INTERVAL_SECONDS`).
+    /// One round of the app server's recovery service: recovers expired sagas and logs what it did (the app
+    /// runs it every `STOREFRONT_RECOVERY_INTERVAL_SECONDS`).
     @discardableResult
     public func pass() async throws -> Report {
-        try await orchestrator.renewLeases()
         let report = try await recoverOnce()
         if report.claimed > 0 {
             logger.info("recovery pass", metadata: ["claimed": "\(report.claimed)", "finished": "\(report.finished)", "unfinished": "\(report.leftUnfinished)"])

@@ -1,14 +1,16 @@
 import Foundation
 
 /// The purchase saga's states. Forward: STARTED → RESERVED → ORDER_CREATED → PAID → CONFIRMED.
-/// Compensation (before the payment pivot): ORDER_CREATED → PAYMENT_REVERSED → ORDER_CANCELLED → COMPENSATED,
-/// or RESERVED → COMPENSATED. A reservation that finds too little stock ends STARTED → FAILED.
+/// Compensation (before the payment pivot): ORDER_CREATED → REFUNDING → PAYMENT_REVERSED → ORDER_CANCELLED →
+/// COMPENSATED, or RESERVED → COMPENSATED. REFUNDING is written before the provider is asked to refund or void,
+/// so no forward step (payment recorded, order confirmed) can be applied once a refund may have happened. A reservation that finds too little stock ends STARTED → FAILED.
 public enum SagaState: String, Sendable, Codable, CaseIterable {
     case started = "STARTED"
     case reserved = "RESERVED"
     case orderCreated = "ORDER_CREATED"
     case paid = "PAID"
     case confirmed = "CONFIRMED"
+    case refunding = "REFUNDING"
     case paymentReversed = "PAYMENT_REVERSED"
     case orderCancelled = "ORDER_CANCELLED"
     case compensated = "COMPENSATED"
@@ -21,7 +23,7 @@ public enum SagaState: String, Sendable, Codable, CaseIterable {
     public var isPastPivot: Bool { self == .paid || self == .confirmed }
 
     /// Already unwinding: compensation is the only way on.
-    public var isCompensating: Bool { self == .paymentReversed || self == .orderCancelled }
+    public var isCompensating: Bool { self == .refunding || self == .paymentReversed || self == .orderCancelled }
 
     public static let terminal: [SagaState] = allCases.filter(\.isTerminal)
 }

@@ -7,6 +7,7 @@ public enum SagaStepName: String, Sendable, Codable, CaseIterable {
     case createOrder
     case processPayment
     case confirmOrder
+    case startCompensation
     case refundPayment
     case cancelOrder
     case releaseInventory

@@ -50,6 +50,8 @@ public enum TransitionResult: Sendable, Equatable {
     case applied(Saga)
     /// The saga was no longer in the expected state (a duplicate or late step); nothing written.
     case stale(Saga)
+    /// The caller no longer owns the saga (another instance took it over); nothing written.
+    case fenced(Saga)
     /// The effect's condition failed (e.g. not enough stock); nothing written.
     case rejected(Saga)
 }
