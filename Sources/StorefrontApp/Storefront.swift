@@ -51,14 +51,14 @@ public struct Storefront: Sendable {
         var health: [any HealthCheckable] = database.health
         if let redisConfig = try config.redis.clientConfiguration(clientName: "storefront-\(config.instanceID)") {
             let client = try RedisClient(configuration: redisConfig, logger: logger)
-            cache = RedisProductCache(redis: client)
-            counter = RedisStockCounter(redis: client)
-            lock = RedisProductLock(redis: client)
+            cache = RedisProductCache(redis: client, keys: config.redis.keys)
+            counter = decorators.counter(RedisStockCounter(redis: client, keys: config.redis.keys))
+            lock = RedisProductLock(redis: client, keys: config.redis.keys)
             health.append(RedisHealth(redis: client))
             redis = client
         } else {
             cache = InProcessProductCache()
-            counter = InProcessStockCounter()
+            counter = decorators.counter(InProcessStockCounter())
             lock = InProcessProductLock()
             redis = nil
         }
@@ -152,11 +152,14 @@ extension Storefront {
 public struct PortDecorators: Sendable {
     public var sagas: @Sendable (any SagaStore & OutboxStore) -> any SagaStore & OutboxStore
     public var payments: @Sendable (any PaymentGateway) -> any PaymentGateway
+    public var counter: @Sendable (any StockCounter) -> any StockCounter
 
     public init(sagas: @escaping @Sendable (any SagaStore & OutboxStore) -> any SagaStore & OutboxStore = { $0 },
-                payments: @escaping @Sendable (any PaymentGateway) -> any PaymentGateway = { $0 }) {
+                payments: @escaping @Sendable (any PaymentGateway) -> any PaymentGateway = { $0 },
+                counter: @escaping @Sendable (any StockCounter) -> any StockCounter = { $0 }) {
         self.sagas = sagas
         self.payments = payments
+        self.counter = counter
     }
 
     public static let none = PortDecorators()

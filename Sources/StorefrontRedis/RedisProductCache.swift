@@ -7,12 +7,15 @@ public struct RedisProductCache: ProductCache {
     let redis: RedisClient
     static let absentMarker = "{\"absent\":true}"
 
-    public init(redis: RedisClient) {
+    let keys: RedisKeys
+
+    public init(redis: RedisClient, keys: RedisKeys) {
         self.redis = redis
+        self.keys = keys
     }
 
     public func get(id: Int64) async throws -> CacheLookup {
-        let key = RedisKeys.details(id)
+        let key = keys.details(id)
         let reply = try await redis.send(["GET", .string(key)], key: key)
         guard let text = reply.string else { return .miss }
         if text == Self.absentMarker { return .absent }
@@ -25,17 +28,17 @@ public struct RedisProductCache: ProductCache {
 
     public func put(_ product: Product, ttl: Duration) async throws {
         let json = String(decoding: try Self.encoder.encode(product), as: UTF8.self)
-        let key = RedisKeys.details(product.id)
+        let key = keys.details(product.id)
         try await redis.send(["SET", .string(key), .string(json), "PX", RESPArgument(ttl.milliseconds)], key: key)
     }
 
     public func putAbsent(id: Int64, ttl: Duration) async throws {
-        let key = RedisKeys.details(id)
+        let key = keys.details(id)
         try await redis.send(["SET", .string(key), .string(Self.absentMarker), "PX", RESPArgument(ttl.milliseconds)], key: key)
     }
 
     public func invalidate(id: Int64) async throws {
-        let key = RedisKeys.details(id)
+        let key = keys.details(id)
         try await redis.send(["DEL", .string(key)], key: key)
     }
 

@@ -15,21 +15,24 @@ public struct RedisProductLock: ProductLock {
         return 0
         """)
 
-    public init(redis: RedisClient) {
+    let keys: RedisKeys
+
+    public init(redis: RedisClient, keys: RedisKeys) {
         self.redis = redis
+        self.keys = keys
     }
 
     public func acquire(productId: Int64, token: String, ttl: Duration) async throws -> Bool {
-        let key = RedisKeys.lock(productId)
+        let key = keys.lock(productId)
         let reply = try await redis.send(["SET", .string(key), .string(token), "NX", "PX", RESPArgument(ttl.milliseconds)], key: key)
         return reply.string == "OK"
     }
 
     public func release(productId: Int64, token: String) async throws -> Bool {
-        try await redis.eval(Self.release, keys: [RedisKeys.lock(productId)], arguments: [.string(token)]).int == 1
+        try await redis.eval(Self.release, keys: [keys.lock(productId)], arguments: [.string(token)]).int == 1
     }
 
     public func extend(productId: Int64, token: String, ttl: Duration) async throws -> Bool {
-        try await redis.eval(Self.extend, keys: [RedisKeys.lock(productId)], arguments: [.string(token), RESPArgument(ttl.milliseconds)]).int == 1
+        try await redis.eval(Self.extend, keys: [keys.lock(productId)], arguments: [.string(token), RESPArgument(ttl.milliseconds)]).int == 1
     }
 }

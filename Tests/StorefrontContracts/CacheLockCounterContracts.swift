@@ -74,7 +74,14 @@ public enum StockCounterContract {
         try await counter.giveBack(productId: id, qty: 2)
         try await counter.decrement(productId: id, by: 1)
         #expect(try await counter.get(productId: id) == 4)
+        // compare-and-set: only from the expected value; never creates the key
+        #expect(try await counter.compareAndSet(productId: id, expected: 3, value: 10) == false)
+        #expect(try await counter.get(productId: id) == 4)
+        #expect(try await counter.compareAndSet(productId: id, expected: 4, value: 10))
+        #expect(try await counter.get(productId: id) == 10)
         try await counter.forget(productId: id)
+        #expect(try await counter.get(productId: id) == nil)
+        #expect(try await counter.compareAndSet(productId: id, expected: 0, value: 10) == false)
         #expect(try await counter.get(productId: id) == nil)
 
         // 100 concurrent reservations of 1 against 30: exactly 30 succeed, the counter ends at 0.

@@ -31,19 +31,50 @@ struct StockReconcilerTests {
         #expect(await reconciler.sweep() == .init(), "nothing left to check")
     }
 
-    @Test func atomicModeCorrectsOnlyAStableDiscrepancy() async throws {
-        let (store, counter, _, reconciler, p) = try await setup(.atomic)
+    @Test func atomicModeCorrectsAStableDiscrepancyInOneSweep() async throws {
+        let (_, counter, _, reconciler, p) = try await setup(.atomic)
+        try await counter.set(productId: p.id, value: 0)  // an earlier deployment's counter: refuses everything
+        reconciler.note(p.id)
+        #expect(await reconciler.sweep() == .init(checked: 1, corrected: 1, deferred: 0))
+        #expect(try await counter.get(productId: p.id) == 10)
+        #expect(reconciler.pending.isEmpty)
+    }
+
+    /// A purchase in flight has the counter ahead of the database: what moves during the settle window is left
+    /// for the next sweep.
+    @Test func atomicModeLeavesWhatMovesInTheSettleWindow() async throws {
+        let store = InMemoryStore()
+        let counter = InProcessStockCounter()
+        let p = try await store.create(NewProduct(sku: "r", name: "R", description: "", priceMinor: 1, currency: "USD", stock: 10), now: Date())
+        let reconciler = StockReconciler(products: store, counter: counter, lock: InProcessProductLock(), mode: .atomic,
+                                         settleWindow: .zero) { _ in
+            // A purchase reserves from the counter, then from the database, during the window.
+            _ = try await counter.reserve(productId: p.id, qty: 1)
+            _ = try await store.restock(id: p.id, qty: 0, now: Date())
+        }
         try await counter.set(productId: p.id, value: 4)
         reconciler.note(p.id)
-        #expect(await reconciler.sweep().corrected == 0, "might be a purchase in flight")
-        #expect(try await counter.get(productId: p.id) == 4)
-        // Stock moved in between: still not trusted.
-        _ = try await store.restock(id: p.id, qty: 5, now: Date())
+        #expect(await reconciler.sweep() == .init(checked: 1, corrected: 0, deferred: 1))
+        #expect(try await counter.get(productId: p.id) == 3, "untouched by the sweep")
+        #expect(reconciler.pending == [p.id], "looked at again next sweep")
+    }
+
+    /// The correction is a compare-and-set on the value read before the database: a give-back (atomic mode) or a
+    /// recovery's `forget` (lock mode) that lands in between wins. (An unconditional SET left the counter low.)
+    @Test(arguments: [PurchaseMode.atomic, .lock])
+    func aConcurrentWriteWinsOverTheCorrection(mode: PurchaseMode) async throws {
+        let store = InMemoryStore()
+        let counter = FaultyStockCounter(InProcessStockCounter())
+        let p = try await store.create(NewProduct(sku: "r", name: "R", description: "", priceMinor: 1, currency: "USD", stock: 10), now: Date())
+        let reconciler = StockReconciler(products: store, counter: counter, lock: InProcessProductLock(), mode: mode, settleWindow: .zero)
+        try await counter.set(productId: p.id, value: 6)
+        counter.beforeCompareAndSet {
+            if mode == .atomic { try await counter.giveBack(productId: p.id, qty: 2) } else { try await counter.forget(productId: p.id) }
+        }
+        reconciler.note(p.id)
         #expect(await reconciler.sweep().corrected == 0)
-        // Nothing moved since the last sweep: the discrepancy is real.
-        #expect(await reconciler.sweep().corrected == 1)
-        #expect(try await counter.get(productId: p.id) == 15)
-        #expect(reconciler.pending.isEmpty)
+        #expect(try await counter.get(productId: p.id) == (mode == .atomic ? 8 : nil), "the concurrent write stands")
+        counter.beforeCompareAndSet(nil)
     }
 
     @Test func consistentOrMissingCountersAreLeftAlone() async throws {

@@ -14,7 +14,7 @@ struct ConfigTests {
         "STOREFRONT_DATABASE_POOL_SIZE": "20", "STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS": "7", "STOREFRONT_DATABASE_CHECK_SECONDS": "3",
         "STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS": "4", "STOREFRONT_DATABASE_ADMIN_USER": "ops", "STOREFRONT_DATABASE_ADMIN_PASSWORD": "opspw",
         "STOREFRONT_REDIS_URL": "redis+cluster://r1:7000", "STOREFRONT_REDIS_CONNECTIONS": "8", "STOREFRONT_REDIS_TIMEOUT_MS": "500",
-        "STOREFRONT_REDIS_TLS_CA_FILE": "/etc/ca.pem", "STOREFRONT_KAFKA_BROKERS": "k1:9092,k2:9092", "STOREFRONT_INSTANCE_ID": "app-9",
+        "STOREFRONT_REDIS_TLS_CA_FILE": "/etc/ca.pem", "STOREFRONT_REDIS_KEY_PREFIX": "shop:", "STOREFRONT_KAFKA_BROKERS": "k1:9092,k2:9092", "STOREFRONT_INSTANCE_ID": "app-9",
         "STOREFRONT_ADMIN_TOKEN": "secret", "STOREFRONT_PURCHASE_MODE": "ATOMIC", "STOREFRONT_MAX_QTY": "5", "STOREFRONT_MAX_BODY_BYTES": "4096",
         "STOREFRONT_CACHE_TTL_SECONDS": "60", "STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS": "1", "STOREFRONT_LOCK_TTL_MS": "1000",
         "STOREFRONT_LOCK_WAIT_MS": "10", "STOREFRONT_SAGA_LEASE_SECONDS": "10", "STOREFRONT_RECOVERY_INTERVAL_SECONDS": "2",
@@ -32,7 +32,7 @@ struct ConfigTests {
         #expect(c.mariadb.replicaURLs == ["mysql://app:pw@db2:3306/shop"] && c.mariadb.poolSize == 20 && c.mariadb.replicaMaxLagSeconds == 7)
         #expect(c.mariadb.checkSeconds == 3 && c.mariadb.autoPromoteSeconds == 4 && c.mariadb.adminUser == "ops" && c.mariadb.adminPassword == "opspw")
         #expect(c.redis.url == "redis+cluster://r1:7000" && c.redis.connections == 8 && c.redis.timeoutMilliseconds == 500)
-        #expect(c.redis.tlsCAFile == "/etc/ca.pem" && c.kafka.brokers == "k1:9092,k2:9092")
+        #expect(c.redis.tlsCAFile == "/etc/ca.pem" && c.redis.keys.prefix == "shop:" && c.kafka.brokers == "k1:9092,k2:9092")
         #expect(c.instanceID == "app-9" && c.adminToken == "secret" && c.purchaseMode == .atomic && c.maxQty == 5 && c.maxBodyBytes == 4096)
         #expect(c.cacheTTLSeconds == 60 && c.cacheNegativeTTLSeconds == 1 && c.lockTTLMilliseconds == 1000 && c.lockWaitMilliseconds == 10)
         #expect(c.sagaLeaseSeconds == 10 && c.recoveryIntervalSeconds == 2 && c.stockReconcileSeconds == 9)
@@ -46,7 +46,7 @@ struct ConfigTests {
         #expect(c.port == 8080 && c.redis.url == nil && c.databaseURL == "sqlite://storefront.db" && c.mariadb.replicaURLs.isEmpty)
     }
 
-    @Test func errorsNameTheSetting() {
+    @Test func errorsNameTheSetting() throws {
         #expect(throws: ConfigError("STOREFRONT_PORT must be an integer in 0…65535, got '70000'")) {
             try StorefrontConfig(values: ["STOREFRONT_PORT": "70000"])
         }
@@ -59,6 +59,11 @@ struct ConfigTests {
         #expect(throws: ConfigError("STOREFRONT_PURCHASE_MODE must be lock or atomic, got 'bogus'")) {
             try StorefrontConfig(values: ["STOREFRONT_PURCHASE_MODE": "bogus"])
         }
+        #expect(throws: ConfigError("STOREFRONT_REDIS_KEY_PREFIX: Redis key prefix \"shop{1}\": at most 64 characters of A–Z, a–z, 0–9, ':', '_', '.', '-'")) {
+            try StorefrontConfig(values: ["STOREFRONT_REDIS_KEY_PREFIX": "shop{1}"])
+        }
+        #expect(try StorefrontConfig(values: ["STOREFRONT_REDIS_KEY_PREFIX": "shop-eu:"]).redis.keys.stock(7) == "shop-eu:product:{7}:stock")
+        #expect(try StorefrontConfig(values: [:]).redis.keys.prefix == "storefront:")
         #expect(throws: ConfigError("STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS needs STOREFRONT_DATABASE_ADMIN_USER (the operations account)")) {
             try StorefrontConfig(values: ["STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS": "3"])
         }

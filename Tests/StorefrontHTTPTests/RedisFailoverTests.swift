@@ -31,7 +31,7 @@ extension LoadDrills {
             let (id, outcomes) = try await storefront.test { client in
                 let id = try await client.createProduct(stock: 1000)
                 try await cluster.discover()
-                let victim = try #require(cluster.master(for: "product:{\(id)}:stock"))
+                let victim = try #require(cluster.master(for: "storefront:product:{\(id)}:stock"))
                 let outcomes = try await drillPurchaseLoop(client, product: id, workers: workers, perWorker: perWorker,
                                                            keyPrefix: "drill-\(mode)", killAfter: killAfter, progress: progress) {
                     try Self.kill(victim, dir: dir)
@@ -52,9 +52,9 @@ extension LoadDrills {
             #expect(try await storefront.database.payments.chargedTotals().count == workers * perWorker)
             // A replica took over the slot, found without restarting Storefront.
             try await cluster.discover()
-            #expect(cluster.master(for: "product:{\(id)}:stock")?.port != victim.port)
+            #expect(cluster.master(for: "storefront:product:{\(id)}:stock")?.port != victim.port)
             // No lock outlives its TTL.
-            let lockTTL = try await storefront.redis!.send(["PTTL", .string("lock:product:{\(id)}")], key: "lock:product:{\(id)}").int ?? -2
+            let lockTTL = try await storefront.redis!.send(["PTTL", .string("storefront:lock:product:{\(id)}")], key: "storefront:lock:product:{\(id)}").int ?? -2
             #expect(lockTTL <= 3000)
 
             try await Self.restart(port: victim.port, dir: dir)

@@ -37,13 +37,13 @@ struct RedisEngineTests {
         let redis = try #require(storefront.redis)
         try await storefront.test { client in
             let id = try await client.createProduct(stock: 5)
-            #expect(try await redis.send(["EXISTS", .string("product:{\(id)}:details")]).int == 0)
+            #expect(try await redis.send(["EXISTS", .string("storefront:product:{\(id)}:details")]).int == 0)
             #expect(try await client.call(.get, "/products/\(id)").int("available") == 5)
-            #expect(try await redis.send(["EXISTS", .string("product:{\(id)}:details")]).int == 1, "filled on a miss")
+            #expect(try await redis.send(["EXISTS", .string("storefront:product:{\(id)}:details")]).int == 1, "filled on a miss")
             #expect(try await client.purchase(id, qty: 2).status == .created)
-            #expect(try await redis.send(["EXISTS", .string("product:{\(id)}:details")]).int == 0, "invalidated by the purchase")
-            #expect(try await redis.send(["GET", .string("product:{\(id)}:stock")]).int == 3, "counter decremented")
-            #expect(try await redis.send(["EXISTS", .string("lock:product:{\(id)}")]).int == 0, "lock released")
+            #expect(try await redis.send(["EXISTS", .string("storefront:product:{\(id)}:details")]).int == 0, "invalidated by the purchase")
+            #expect(try await redis.send(["GET", .string("storefront:product:{\(id)}:stock")]).int == 3, "counter decremented")
+            #expect(try await redis.send(["EXISTS", .string("storefront:lock:product:{\(id)}")]).int == 0, "lock released")
             let ready = try await client.call(.get, "/health/ready")
             #expect(((ready.json["checks"] as? [String: any Sendable])?["redis"] as? [String: any Sendable])?["status"] as? String == "up")
         }

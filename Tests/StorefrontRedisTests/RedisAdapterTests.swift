@@ -11,38 +11,59 @@ func testRedisClient(_ variable: String = "STOREFRONT_TEST_REDIS_URL") throws ->
 
 @Suite("Redis adapters (real redis-server)")
 struct RedisAdapterTests {
-    @Test func cacheContract() async throws { try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient())) }
-    @Test func lockContract() async throws { try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient())) }
-    @Test func counterContract() async throws { try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient())) }
+    @Test func cacheContract() async throws { try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient(), keys: try RedisKeys())) }
+    @Test func lockContract() async throws { try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient(), keys: try RedisKeys())) }
+    @Test func counterContract() async throws { try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient(), keys: try RedisKeys())) }
 
     @Test func cacheContractOnCluster() async throws {
-        try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+        try await ProductCacheContract.run(RedisProductCache(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL"), keys: try RedisKeys()))
     }
     @Test func lockContractOnCluster() async throws {
-        try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+        try await ProductLockContract.run(RedisProductLock(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL"), keys: try RedisKeys()))
     }
     @Test func counterContractOnCluster() async throws {
-        try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")))
+        try await StockCounterContract.run(RedisStockCounter(redis: try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL"), keys: try RedisKeys()))
+    }
+
+    /// Two deployments sharing one Redis (Cluster) with different prefixes never see each other's counters, cached
+    /// products or locks.
+    @Test func prefixesSeparateDeployments() async throws {
+        let redis = try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")
+        let blue = try RedisKeys(prefix: "blue:"), green = try RedisKeys(prefix: "green:")
+        let id = Int64.random(in: 1_000_000...9_000_000_000)
+        try await RedisStockCounter(redis: redis, keys: blue).set(productId: id, value: 0)
+        #expect(try await RedisStockCounter(redis: redis, keys: green).get(productId: id) == nil)
+        #expect(try await RedisProductLock(redis: redis, keys: blue).acquire(productId: id, token: "b", ttl: .seconds(5)))
+        #expect(try await RedisProductLock(redis: redis, keys: green).acquire(productId: id, token: "g", ttl: .seconds(5)))
+        let p = Product(id: id, sku: "k", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, reserved: 0, version: 1, updatedAt: Date())
+        try await RedisProductCache(redis: redis, keys: blue).put(p, ttl: .seconds(5))
+        #expect(try await RedisProductCache(redis: redis, keys: green).get(id: id) == .miss)
+        #expect(blue.stock(id) == "blue:product:{\(id)}:stock")
+        #expect(HashSlot.slot(of: blue.stock(id)) == HashSlot.slot(of: green.lock(id)), "the hash tag is still the product id")
+        #expect(throws: RedisKeysError.self) { try RedisKeys(prefix: "a{b}") }
+        #expect(throws: RedisKeysError.self) { try RedisKeys(prefix: "has space") }
+        for keys in [blue, green] { for key in [keys.details(id), keys.stock(id), keys.lock(id)] { try await redis.send(["DEL", .string(key)], key: key) } }
     }
 
     @Test func keyLayoutAndTTL() async throws {
         let redis = try testRedisClient()
+        let keys = try RedisKeys()
         let id = Int64.random(in: 1_000_000...9_000_000_000)
         let p = Product(id: id, sku: "k", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, reserved: 0, version: 1, updatedAt: Date())
-        try await RedisProductCache(redis: redis).put(p, ttl: .seconds(300))
-        let ttl = try #require(try await redis.send(["PTTL", .string("product:{\(id)}:details")]).int)
+        try await RedisProductCache(redis: redis, keys: keys).put(p, ttl: .seconds(300))
+        let ttl = try #require(try await redis.send(["PTTL", .string("storefront:product:{\(id)}:details")]).int)
         #expect(ttl > 299_000 && ttl <= 300_000)
-        try await RedisStockCounter(redis: redis).set(productId: id, value: 7)
-        #expect(try await redis.send(["GET", .string("product:{\(id)}:stock")]).string == "7")
-        #expect(try await RedisProductLock(redis: redis).acquire(productId: id, token: "tok", ttl: .seconds(30)))
-        #expect(try await redis.send(["GET", .string("lock:product:{\(id)}")]).string == "tok")
-        let lockTTL = try #require(try await redis.send(["PTTL", .string("lock:product:{\(id)}")]).int)
+        try await RedisStockCounter(redis: redis, keys: keys).set(productId: id, value: 7)
+        #expect(try await redis.send(["GET", .string("storefront:product:{\(id)}:stock")]).string == "7")
+        #expect(try await RedisProductLock(redis: redis, keys: keys).acquire(productId: id, token: "tok", ttl: .seconds(30)))
+        #expect(try await redis.send(["GET", .string("storefront:lock:product:{\(id)}")]).string == "tok")
+        let lockTTL = try #require(try await redis.send(["PTTL", .string("storefront:lock:product:{\(id)}")]).int)
         #expect(lockTTL > 29_000 && lockTTL <= 30_000)
         // all three keys of one product hash to one cluster slot
-        let slots = [RedisKeys.details(id), RedisKeys.stock(id), RedisKeys.lock(id)].map(HashSlot.slot(of:))
+        let slots = [keys.details(id), keys.stock(id), keys.lock(id)].map(HashSlot.slot(of:))
         #expect(Set(slots).count == 1)
         #expect(slots[0] == HashSlot.slot(of: "\(id)"), "the hash tag is the product id")
-        for key in [RedisKeys.details(id), RedisKeys.stock(id), RedisKeys.lock(id)] { try await redis.send(["DEL", .string(key)]) }
+        for key in [keys.details(id), keys.stock(id), keys.lock(id)] { try await redis.send(["DEL", .string(key)]) }
     }
 
     @Test func healthReportsRedis() async throws {

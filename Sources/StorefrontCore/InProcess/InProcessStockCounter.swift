@@ -21,6 +21,14 @@ public final class InProcessStockCounter: StockCounter {
         }
     }
 
+    public func compareAndSet(productId: Int64, expected: Int64, value: Int64) async throws -> Bool {
+        values.withLock { map in
+            guard map[productId] == expected else { return false }
+            map[productId] = value
+            return true
+        }
+    }
+
     public func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation {
         values.withLock { map in
             guard let current = map[productId] else { return .missing }

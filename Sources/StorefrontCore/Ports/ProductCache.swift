@@ -35,6 +35,9 @@ public protocol StockCounter: Sendable {
     func set(productId: Int64, value: Int64) async throws
     /// Sets the counter only if the key is missing (first fill, so concurrent fillers cannot undo reservations).
     func setIfAbsent(productId: Int64, value: Int64) async throws
+    /// Atomically: sets the counter to `value` only if it still holds `expected` (a correction that a concurrent
+    /// reservation, give-back or `forget` made stale writes nothing). Returns whether it was set.
+    func compareAndSet(productId: Int64, expected: Int64, value: Int64) async throws -> Bool
     /// Atomically: if the counter ≥ qty then decrement and return `.reserved`; missing key → `.missing`.
     func reserve(productId: Int64, qty: Int64) async throws -> CounterReservation
     /// Decrements unconditionally if the key exists (lock mode, after a confirmed saga).

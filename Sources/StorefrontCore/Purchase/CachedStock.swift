@@ -23,9 +23,20 @@ struct CachedStock: Sendable {
         try await counter.setIfAbsent(productId: productId, value: try await available(productId))
     }
 
-    /// Sets the counter from the database (`stock − reserved`).
-    func reconcile(_ productId: Int64) async throws {
-        try await counter.set(productId: productId, value: try await available(productId))
+    /// Brings the counter to the database's `stock − reserved`: fills a missing one, and corrects a wrong one
+    /// with compare-and-set, so that a reservation, give-back or `forget` made after the counter was read wins
+    /// over this correction (the counter is read before the database). Returns the change, if it made one.
+    @discardableResult
+    func correct(_ productId: Int64) async throws -> (was: Int64, now: Int64)? {
+        let cached = try await counter.get(productId: productId)
+        let truth = try await available(productId)
+        guard let cached else {
+            try await counter.setIfAbsent(productId: productId, value: truth)
+            return nil
+        }
+        guard cached != truth, try await counter.compareAndSet(productId: productId, expected: cached, value: truth) else { return nil }
+        logger.notice("stock counter corrected", metadata: ["product": "\(productId)", "was": "\(cached)", "now": "\(truth)"])
+        return (cached, truth)
     }
 
     private func available(_ productId: Int64) async throws -> Int64 {

@@ -45,7 +45,7 @@ public struct LockStockGuard: StockGuard {
         case .ran(let saga) where saga.state == .failed && saga.failureCode == .insufficientStock:
             // The counter said yes but the database said no: the counter drifted. We hold the lock, so no
             // purchase is in flight for this product: correct it exactly, now.
-            await stock.quietly { try await stock.reconcile(pass.productId) }
+            await stock.quietly { try await stock.correct(pass.productId) }
         case .ran, .notStarted:
             break
         }

@@ -86,11 +86,35 @@ public final class SagaOrchestrator: Sendable {
             do {
                 return .ran(try await drive(saga))
             } catch {
-                if let current = try? await store.saga(id: saga.id), current.state.isPastPivot { return .ran(current) }
+                if let current = try? await store.saga(id: saga.id), current.state.isPastPivot {
+                    return error is SagaOwnershipLost ? .takenOver(current) : .ran(current)
+                }
                 throw SagaLeftForRecovery(sagaId: saga.id, reason: "\(error)")
             }
         }
     }
+
+    /// Renews `sagas`' leases from now on, until `release` (recovery holds a whole claimed batch while it drives
+    /// them one by one, so those waiting their turn do not lapse).
+    public func hold(_ sagas: [Saga]) {
+        active.withLock { map in
+            for saga in sagas {
+                if map[saga.id]?.epoch == saga.epoch { map[saga.id]?.drivers += 1 } else { map[saga.id] = Driving(epoch: saga.epoch) }
+            }
+        }
+    }
+
+    /// Ends one `hold` (or one `drive`) of `saga`.
+    public func release(_ saga: Saga) {
+        active.withLock { map in
+            guard map[saga.id]?.epoch == saga.epoch else { return }
+            map[saga.id]?.drivers -= 1
+            if map[saga.id]?.drivers == 0 { map[saga.id] = nil }
+        }
+    }
+
+    /// Whether lease renewal found `saga` taken over by another instance.
+    func isLost(_ id: UUID) -> Bool { active.withLock { $0[id]?.lost == true } }
 
     /// Drives `saga` (which this instance must own: `saga.fence`) until it is terminal. Throws if a step keeps
     /// failing (the saga is then left for recovery), and `SagaOwnershipLost` as soon as another instance has
@@ -98,22 +122,15 @@ public final class SagaOrchestrator: Sendable {
     @discardableResult
     public func drive(_ saga: Saga, direction initial: SagaDirection = .forward) async throws -> Saga {
         let fence = saga.fence
-        active.withLock { map in
-            if map[saga.id]?.epoch == fence.epoch { map[saga.id]?.drivers += 1 } else { map[saga.id] = Driving(epoch: fence.epoch) }
-        }
-        defer {
-            active.withLock { map in
-                guard map[saga.id]?.epoch == fence.epoch else { return }
-                map[saga.id]?.drivers -= 1
-                if map[saga.id]?.drivers == 0 { map[saga.id] = nil }
-            }
-        }
+        let held = saga
+        hold([held])
+        defer { release(held) }
         var saga = saga
         var direction = initial
         while true {
             let action = SagaPlan.next(saga.state, direction)
             do {
-                if action != .finished, active.withLock({ $0[saga.id]?.lost == true }) {
+                if action != .finished, isLost(saga.id) {
                     throw SagaOwnershipLost(sagaId: saga.id, fence: fence, current: nil)
                 }
                 switch action {
@@ -198,6 +215,7 @@ public final class SagaOrchestrator: Sendable {
         let key = saga.id.uuidString
         var lastProblem = "no attempt"
         for attempt in 1...settings.paymentAttempts {
+            if isLost(saga.id) { throw SagaOwnershipLost(sagaId: saga.id, fence: saga.fence, current: nil) }
             do {
                 switch try await gateway.charge(idempotencyKey: key, amountMinor: saga.amountMinor, currency: saga.currency) {
                 case .charged(let reference): return .charged(reference)

@@ -41,7 +41,10 @@ public final class SagaRecovery: Sendable {
                                                        now: clock.now())
             if claimed.isEmpty { break }
             report.claimed += claimed.count
+            // Every claimed saga's lease is renewed from now on, not only from when its turn comes.
+            orchestrator.hold(claimed)
             for saga in claimed {
+                defer { orchestrator.release(saga) }
                 let direction: SagaDirection = saga.state.isPastPivot
                     ? .forward
                     : .compensate(code: saga.failureCode ?? .recovered, reason: "previous owner's lease expired; recovered by \(orchestrator.owner)")

@@ -6,6 +6,9 @@ public enum SagaStart: Sendable, Equatable {
     case ran(Saga)
     /// Another request with the same idempotency key already opened a saga; nothing was started.
     case existing(Saga)
+    /// Another instance took this saga over (this one stalled past its lease) and drove it past the pivot:
+    /// its outcome is known, but the counter bookkeeping is that instance's recovery's, not this request's.
+    case takenOver(Saga)
 }
 
 /// The saga was left to recovery before the pivot: its outcome is not known yet.

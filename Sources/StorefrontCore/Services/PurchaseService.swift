@@ -74,14 +74,30 @@ public final class PurchaseService: Sendable {
         // cancel a saga half-way. Concurrent requests with the same key on this instance share one execution.
         let work: @Sendable () async throws -> PurchaseResult = { try await self.purchaseOnce(request) }
         let result: PurchaseResult
-        if let key = request.idempotencyKey {
-            result = try await byKey.run(KeyedRequest(key: key, productId: request.productId, qty: request.qty), work)
-        } else {
-            result = try await Task(operation: work).value
+        do {
+            if let key = request.idempotencyKey {
+                result = try await byKey.run(KeyedRequest(key: key, productId: request.productId, qty: request.qty), work)
+            } else {
+                result = try await Task(operation: work).value
+            }
+        } catch {
+            // Refusals and unknown outcomes are checked too: a counter that drifted low refuses every purchase
+            // (nothing else would ever look at it), and a reservation whose reply was lost took units silently.
+            if Self.mayHaveMovedStock(error) { reconciler?.note(request.productId) }
+            throw error
         }
         outcomes.increment(result.saga.state.rawValue)
         reconciler?.note(request.productId)
         return result
+    }
+
+    /// Whether a purchase that failed with `error` may have left the product's counter off (everything but
+    /// input the request was refused for before any stock was looked at).
+    static func mayHaveMovedStock(_ error: any Error) -> Bool {
+        switch error as? StorefrontError {
+        case .validation, .productNotFound, .idempotencyKeyReused: false
+        default: true
+        }
     }
 
     private func purchaseOnce(_ request: PurchaseRequest) async throws -> PurchaseResult {
@@ -127,6 +143,11 @@ public final class PurchaseService: Sendable {
         switch start {
         case .ran(let saga):
             await stock.settle(pass, qty: order.qty, .ran(saga))
+            return try outcome(of: saga, replayed: false)
+        case .takenOver(let saga):
+            // The instance that took it over recovers the counter (it forgets it): settling here too could
+            // count the units twice.
+            await stock.settle(pass, qty: order.qty, .unknown)
             return try outcome(of: saga, replayed: false)
         case .existing(let other):
             await stock.settle(pass, qty: order.qty, .notStarted)
