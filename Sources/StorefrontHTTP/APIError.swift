@@ -25,6 +25,9 @@ public struct APIError: Error, Sendable {
         APIError(status: .badRequest, code: "invalid_parameter", message: message)
     }
 
+    /// The body is over the limit: answered with `Connection: close` (the rest of the body is not wanted).
+    static let payloadTooLarge = APIError(status: .contentTooLarge, code: "payload_too_large", message: "request body is too large")
+
     /// Maps any error to the envelope; unknown errors become a 500 that reveals nothing internal.
     public init(_ error: any Error) {
         switch error {
@@ -104,6 +107,7 @@ public struct APIError: Error, Sendable {
         }
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        if status == .contentTooLarge { headers[.connection] = "close" }
         let body = Envelope(error: .init(code: code, message: message, requestId: requestId, sagaId: sagaId?.uuidString))
         let data = (try? JSONEncoder().encode(body)) ?? Data(#"{"error":{"code":"internal_error"}}"#.utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -1,11 +1,15 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The request context of every Storefront route.
 public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// The connection the request came on (closed early after an oversized body, see `decodeJSON`).
+    let channel: (any Channel)?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
 }

@@ -1,11 +1,41 @@
 import Foundation
 import Hummingbird
+import NIOCore
+
+/// How much of an oversized body is still read (and dropped) before the 413 is answered. A client that writes
+/// the whole body before it reads the answer (Python's urllib, Java's HttpURLConnection) can only read the 413
+/// once its body is sent: without this it would wait until its own timeout. Past this, the connection is
+/// closed (the client then sees a reset rather than an answer).
+enum OversizedBody {
+    static let drainBytes = 16 << 20
+    static let drainTime = Duration.seconds(10)
+}
 
 extension Request {
-    /// Reads at most `limit` bytes and decodes JSON; errors map to 400/413/422 envelopes.
-    func decodeJSON<T: Decodable>(as type: T.Type, limit: Int) async throws -> T {
-        var request = self
-        let data = Data(buffer: try await request.collectBody(upTo: limit))
+    /// Reads at most `limit` bytes and decodes JSON; errors map to 400/413/422 envelopes. An oversized body is
+    /// drained up to `OversizedBody`'s bounds and answered 413 with `Connection: close`.
+    func decodeJSON<T: Decodable>(as type: T.Type, limit: Int, context: AppRequestContext) async throws -> T {
+        var body = ByteBuffer()
+        var iterator = self.body.makeAsyncIterator()
+        while let chunk = try await iterator.next() {
+            guard body.readableBytes + chunk.readableBytes <= limit else {
+                var drained = body.readableBytes + chunk.readableBytes
+                let deadline = ContinuousClock.now + OversizedBody.drainTime
+                var finished = false
+                while drained <= OversizedBody.drainBytes, ContinuousClock.now < deadline {
+                    guard let more = try await iterator.next() else { finished = true; break }
+                    drained += more.readableBytes
+                }
+                if !finished {
+                    // Stop reading: the connection closes once the 413 is written.
+                    context.channel?.close(mode: .input, promise: nil)
+                }
+                context.logger.notice("request body too large", metadata: ["limit": "\(limit)", "read": "\(drained)", "drained": "\(finished)"])
+                throw APIError.payloadTooLarge
+            }
+            body.writeImmutableBuffer(chunk)
+        }
+        let data = Data(buffer: body)
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {

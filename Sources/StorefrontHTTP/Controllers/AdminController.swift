@@ -12,19 +12,19 @@ struct AdminController {
 
     func addRoutes(to router: Router<AppRequestContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: adminToken))
-        admin.post("/products") { request, _ in
-            let body = try await request.decodeJSON(as: NewProductBody.self, limit: maxBodyBytes)
+        admin.post("/products") { request, context in
+            let body = try await request.decodeJSON(as: NewProductBody.self, limit: maxBodyBytes, context: context)
             let product = try await catalog.create(body.model)
             return try jsonResponse(ProductDTO(product), status: .created, headers: [.location: "/products/\(product.id)"])
         }
         admin.put("/products/:id") { request, context in
             let id = try context.positiveID()
-            let body = try await request.decodeJSON(as: ProductUpdateBody.self, limit: maxBodyBytes)
+            let body = try await request.decodeJSON(as: ProductUpdateBody.self, limit: maxBodyBytes, context: context)
             return try jsonResponse(ProductDTO(try await catalog.update(id: id, body.model)))
         }
         admin.post("/products/:id/restock") { request, context in
             let id = try context.positiveID()
-            let body = try await request.decodeJSON(as: RestockBody.self, limit: maxBodyBytes)
+            let body = try await request.decodeJSON(as: RestockBody.self, limit: maxBodyBytes, context: context)
             return try jsonResponse(ProductDTO(try await catalog.restock(id: id, qty: body.qty)))
         }
         admin.get("/events") { request, _ in

@@ -10,7 +10,7 @@ struct PurchaseController {
     func addRoutes(to router: Router<AppRequestContext>) {
         router.post("/purchase") { request, context in
             let key = request.headers[.idempotencyKey]
-            let body = try await request.decodeJSON(as: PurchaseBody.self, limit: maxBodyBytes)
+            let body = try await request.decodeJSON(as: PurchaseBody.self, limit: maxBodyBytes, context: context)
             let result = try await purchases.purchase(PurchaseRequest(productId: body.productId, qty: body.qty, idempotencyKey: key))
             var headers: HTTPFields = [:]
             if let orderId = result.saga.orderId { headers[.location] = "/orders/\(orderId)" }
