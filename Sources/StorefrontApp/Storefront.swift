@@ -82,7 +82,8 @@ public struct Storefront: Sendable {
             producer = nil
         }
         services = StorefrontServices(
-            catalog: catalog, purchases: purchases, sagas: sagas, outbox: sagas, health: health,
+            catalog: catalog, purchases: purchases, operations: SagaOperations(store: sagas, orchestrator: orchestrator, stock: stock),
+            sagas: sagas, outbox: sagas, health: health,
             adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: metrics)
     }
 

@@ -32,6 +32,10 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var paymentFailureRate = 0.0
     public var paymentDeclineRate = 0.0
     public var paymentTimeoutRate = 0.0
+    public var paymentHangRate = 0.0
+    public var paymentCallTimeoutMilliseconds = 5_000
+    public var sagaDeadlineSeconds = 60
+    public var sagaMaxAttempts = 8
     public var logLevel = "info"
 
     public init(instanceID: String = StorefrontConfig.defaultInstanceID()) {
@@ -79,6 +83,12 @@ public struct StorefrontConfig: Sendable, Equatable {
             .rate("STOREFRONT_PAYMENT_FAILURE_RATE", "simulated payment provider: outage probability 0–1 (default 0)", \.paymentFailureRate),
             .rate("STOREFRONT_PAYMENT_DECLINE_RATE", "simulated payment provider: decline probability 0–1 (default 0)", \.paymentDeclineRate),
             .rate("STOREFRONT_PAYMENT_TIMEOUT_RATE", "simulated payment provider: charge-then-timeout probability 0–1 (default 0)", \.paymentTimeoutRate),
+            .rate("STOREFRONT_PAYMENT_HANG_RATE", "simulated payment provider: probability a charge or refund never answers (default 0)", \.paymentHangRate),
+            .int("STOREFRONT_PAYMENT_CALL_TIMEOUT_MS", "longest wait for one payment provider call (default 5000)", 10...600_000,
+                 \.paymentCallTimeoutMilliseconds),
+            .int("STOREFRONT_SAGA_DEADLINE_SECONDS", "a saga not paid this long after it started compensates (default 60)", 1...86_400,
+                 \.sagaDeadlineSeconds),
+            .int("STOREFRONT_SAGA_MAX_ATTEMPTS", "recovery attempts before a saga is left to a person (default 8)", 1...1_000, \.sagaMaxAttempts),
             ConfigKey("STOREFRONT_LOG_LEVEL", "trace, debug, info, notice, warning, error, critical (default info)") { config, value in
                 guard logLevels.contains(value.lowercased()) else {
                     throw ConfigError("STOREFRONT_LOG_LEVEL must be one of \(logLevels.joined(separator: ", "))")
@@ -114,10 +124,14 @@ public struct StorefrontConfig: Sendable, Equatable {
 
     public var paymentBehavior: SimulatedPaymentGateway.Behavior {
         .init(latency: .milliseconds(paymentLatencyMilliseconds), failureRate: paymentFailureRate,
-              declineRate: paymentDeclineRate, timeoutAfterChargeRate: paymentTimeoutRate)
+              declineRate: paymentDeclineRate, timeoutAfterChargeRate: paymentTimeoutRate, hangRate: paymentHangRate)
     }
 
-    public var sagaSettings: SagaSettings { SagaSettings(leaseDuration: .seconds(sagaLeaseSeconds)) }
+    public var sagaSettings: SagaSettings {
+        SagaSettings(leaseDuration: .seconds(sagaLeaseSeconds), providerTimeout: .milliseconds(paymentCallTimeoutMilliseconds),
+                     deadline: .seconds(sagaDeadlineSeconds), maxRecoveryAttempts: sagaMaxAttempts,
+                     recoveryBackoff: .seconds(max(recoveryIntervalSeconds, 1)))
+    }
 
     public var purchaseSettings: PurchaseSettings {
         PurchaseSettings(mode: purchaseMode, maxQty: maxQty, lockTTL: .milliseconds(lockTTLMilliseconds),

@@ -62,7 +62,7 @@ public struct APIError: Error, Sendable {
     static func status(of e: StorefrontError) -> HTTPResponse.Status {
         switch e {
         case .validation, .idempotencyKeyReused: .unprocessableContent
-        case .productNotFound, .orderNotFound: .notFound
+        case .productNotFound, .orderNotFound, .sagaNotFound: .notFound
         case .insufficientStock, .productBusy, .skuConflict, .purchaseFailed: .conflict
         case .paymentDeclined: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .paymentUnavailable, .unavailable: .serviceUnavailable

@@ -68,6 +68,7 @@ struct OrderDTO: Codable {
         var mode: String
         var failureCode: String?
         var attempts: Int
+        var needsAttention: Bool
         var steps: [StepDTO]
     }
 
@@ -99,7 +100,7 @@ struct OrderDTO: Codable {
         updatedAt = Timestamp.rfc3339(order.updatedAt)
         self.saga = SagaDTO(
             id: saga.id.uuidString, state: saga.state.rawValue, mode: saga.mode.rawValue, failureCode: saga.failureCode?.rawValue,
-            attempts: saga.attempts,
+            attempts: saga.attempts, needsAttention: saga.needsAttention,
             steps: steps.map { StepDTO(name: $0.name.rawValue, status: $0.status.rawValue, at: Timestamp.rfc3339($0.at), detail: $0.detail) })
     }
 }
@@ -182,4 +183,45 @@ extension KeyedDecodingContainer {
         }
         return self
     }
+}
+
+/// `GET /admin/sagas`: unfinished sagas for an operator.
+struct SagaListDTO: Encodable {
+    struct Item: Encodable {
+        var id: String
+        var state: String
+        var productId: Int64
+        var qty: Int64
+        var amountMinor: Int64
+        var currency: String
+        var orderId: Int64?
+        var owner: String
+        var epoch: Int
+        var attempts: Int
+        var needsAttention: Bool
+        var failureCode: String?
+        var lastError: String?
+        var createdAt: String
+        var updatedAt: String
+
+        init(_ saga: Saga) {
+            id = saga.id.uuidString
+            state = saga.state.rawValue
+            productId = saga.productId
+            qty = saga.qty
+            amountMinor = saga.amountMinor
+            currency = saga.currency
+            orderId = saga.orderId
+            owner = saga.owner
+            epoch = saga.epoch
+            attempts = saga.attempts
+            needsAttention = saga.needsAttention
+            failureCode = saga.failureCode?.rawValue
+            lastError = saga.lastError
+            createdAt = Timestamp.rfc3339(saga.createdAt)
+            updatedAt = Timestamp.rfc3339(saga.updatedAt)
+        }
+    }
+
+    var items: [Item]
 }

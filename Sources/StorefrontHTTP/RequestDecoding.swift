@@ -49,6 +49,12 @@ extension Request {
 }
 
 extension AppRequestContext {
+    /// The `id` path parameter as a saga id, or 400 `invalid_parameter`.
+    func sagaID() throws -> UUID {
+        guard let raw = parameters.get("id"), let id = UUID(uuidString: raw) else { throw APIError.invalidParameter("id must be a saga id (UUID)") }
+        return id
+    }
+
     /// A positive integer path parameter, or 400 `invalid_parameter`.
     func positiveID(_ name: String = "id") throws -> Int64 {
         guard let raw = parameters.get(name), let id = Int64(raw), id > 0 else {

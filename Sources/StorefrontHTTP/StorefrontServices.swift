@@ -7,6 +7,7 @@ public struct StorefrontServices: Sendable {
     public var catalog: CatalogService
     public var purchases: PurchaseService
     public var orders: OrderService
+    public var operations: SagaOperations
     public var sagas: any SagaStore
     public var outbox: any OutboxStore
     public var health: [any HealthCheckable]
@@ -15,12 +16,13 @@ public struct StorefrontServices: Sendable {
     public var metrics: PrometheusCollectorRegistry
 
     public init(
-        catalog: CatalogService, purchases: PurchaseService, sagas: any SagaStore, outbox: any OutboxStore,
+        catalog: CatalogService, purchases: PurchaseService, operations: SagaOperations, sagas: any SagaStore, outbox: any OutboxStore,
         health: [any HealthCheckable], adminToken: String?, maxBodyBytes: Int, metrics: PrometheusCollectorRegistry
     ) {
         self.catalog = catalog
         self.purchases = purchases
         self.orders = OrderService(sagas: sagas, outbox: outbox)
+        self.operations = operations
         self.sagas = sagas
         self.outbox = outbox
         self.health = health

@@ -112,6 +112,10 @@ enum MariaDBSchema {
         ("002_saga_epoch", [
             "ALTER TABLE sagas ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 1",
         ]),
+        // Issue 10.5: sagas recovery gave up on wait for a person.
+        ("003_saga_attention", [
+            "ALTER TABLE sagas ADD COLUMN IF NOT EXISTS needs_attention TINYINT NOT NULL DEFAULT 0",
+        ]),
     ]
 
     static let bookkeeping = """

@@ -22,7 +22,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             mode: try row.value("mode", fallback: .lock), state: try row.value("state"),
             orderId: try row.optionalInt("order_id"), paymentRef: try row.optionalText("payment_ref"), attempts: Int(try row.int("attempts")),
             owner: try row.text("owner"), epoch: Int(try row.int("epoch")), leaseUntil: try row.date("lease_until"), failureCode: try row.optionalText("failure_code").map(SagaFailureCode.init(rawValue:)),
-            lastError: try row.optionalText("last_error"), eventSequence: Int(try row.int("event_seq")),
+            lastError: try row.optionalText("last_error"), needsAttention: try row.int("needs_attention") != 0, eventSequence: Int(try row.int("event_seq")),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 
@@ -178,7 +178,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             // by the database's clock.
             let rows = try s.rows(
                 """
-                SELECT id FROM sagas WHERE lease_until < \(dbNow) AND state NOT IN (\(Self.terminalList))
+                SELECT id FROM sagas WHERE lease_until < \(dbNow) AND state NOT IN (\(Self.terminalList)) AND needs_attention = 0
                 ORDER BY lease_until LIMIT ?\(skipLocked)
                 """,
                 [limit])
@@ -188,7 +188,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
                 let changed = try s.run(
                     """
                     UPDATE sagas SET owner = ?, epoch = epoch + 1, lease_until = \(leaseEnd), attempts = attempts + 1, updated_at = ?
-                    WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND lease_until < \(dbNow)
+                    WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND lease_until < \(dbNow) AND needs_attention = 0
                     """,
                     [owner, Millis.of(lease), now, id]).rows
                 guard changed == 1, let saga = try Self.fetchSaga(s, id: id) else { continue }
@@ -222,6 +222,66 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     public func countUnfinished() async throws -> Int {
         try await database.read(.primary) { s in
             Int(try s.row("SELECT COUNT(*) AS n FROM sagas WHERE state NOT IN (\(Self.terminalList))")?.int("n") ?? 0)
+        }
+    }
+
+    public func postpone(sagaId: UUID, fence: SagaFence, delay: Duration, error: String, now: Date) async throws -> Bool {
+        let leaseEnd = leaseEnd
+        return try await database.write { s in
+            try s.run(
+                """
+                UPDATE sagas SET lease_until = \(leaseEnd), last_error = ?, updated_at = ?
+                WHERE id = ? AND owner = ? AND epoch = ? AND state NOT IN (\(Self.terminalList))
+                """,
+                [Millis.of(delay), String(error.prefix(2000)), now, sagaId, fence.owner, fence.epoch]).rows == 1
+        }
+    }
+
+    public func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool {
+        try await database.write { s in
+            try s.run(
+                """
+                UPDATE sagas SET needs_attention = 1, last_error = ?, updated_at = ?
+                WHERE id = ? AND owner = ? AND epoch = ? AND state NOT IN (\(Self.terminalList))
+                """,
+                [String(error.prefix(2000)), now, sagaId, fence.owner, fence.epoch]).rows == 1
+        }
+    }
+
+    public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
+        try await database.read(.primary) { s in
+            try s.rows(
+                """
+                SELECT * FROM sagas WHERE state NOT IN (\(Self.terminalList))\(needingAttention ? " AND needs_attention = 1" : "")
+                ORDER BY created_at, id LIMIT ?
+                """,
+                [limit]).map(Self.saga)
+        }
+    }
+
+    public func retry(sagaId: UUID, now: Date) async throws -> Saga? {
+        let dbNow = database.dialect.nowMillis
+        return try await database.write { s in
+            let changed = try s.run(
+                """
+                UPDATE sagas SET needs_attention = 0, attempts = 0, lease_until = \(dbNow) - 1, updated_at = ?
+                WHERE id = ? AND state NOT IN (\(Self.terminalList))
+                """,
+                [now, sagaId]).rows
+            return changed == 1 ? try Self.fetchSaga(s, id: sagaId) : nil
+        }
+    }
+
+    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
+        let leaseEnd = leaseEnd
+        return try await database.write { s in
+            let changed = try s.run(
+                """
+                UPDATE sagas SET owner = ?, epoch = epoch + 1, lease_until = \(leaseEnd), needs_attention = 0, updated_at = ?
+                WHERE id = ? AND state NOT IN (\(Self.terminalList))
+                """,
+                [owner, Millis.of(lease), now, sagaId]).rows
+            return changed == 1 ? try Self.fetchSaga(s, id: sagaId) : nil
         }
     }
 

@@ -88,6 +88,10 @@ enum SQLiteSchema {
         migrator.registerMigration("002_saga_epoch") { db in
             try db.execute(sql: "ALTER TABLE sagas ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1")
         }
+        // Issue 10.5: sagas recovery gave up on wait for a person.
+        migrator.registerMigration("003_saga_attention") { db in
+            try db.execute(sql: "ALTER TABLE sagas ADD COLUMN needs_attention INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -10,7 +10,7 @@ struct StorefrontCommand: AsyncParsableCommand {
         commandName: "storefront",
         abstract: "Sells products under heavy concurrency without ever overselling.",
         discussion: "Configuration comes from STOREFRONT_* environment variables and an optional KEY=VALUE file (--config).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, Database.self, KafkaDev.self, Bench.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, Sagas.self, Database.self, KafkaDev.self, Bench.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -133,5 +133,66 @@ struct EventsOutbox: AsyncParsableCommand {
                 after = last.id
             }
         }
+    }
+}
+
+struct Sagas: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unfinished sagas, and what to do with those recovery gave up on.",
+        subcommands: [SagasList.self, SagasRetry.self, SagasResolve.self], defaultSubcommand: SagasList.self)
+}
+
+func parseSagaID(_ raw: String) throws -> UUID {
+    guard let id = UUID(uuidString: raw) else { throw ValidationError("the saga id must be a UUID") }
+    return id
+}
+
+struct SagasList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List unfinished sagas, oldest first.")
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Only sagas recovery gave up on.") var needsAttention = false
+    @Option(help: "At most this many.") var limit: Int = 100
+
+    func run() async throws {
+        let config = try options.load()
+        let logger = makeLogger(config)
+        let (needsAttention, limit) = (needsAttention, limit)
+        let lines = try await StorefrontDatabase.with(config, logger: logger) { database in
+            try await SagaRunbook(config: config, database: database, logger: logger).list(needingAttention: needsAttention, limit: limit)
+        }
+        if lines.isEmpty { print(needsAttention ? "no saga needs attention" : "no unfinished saga") }
+        lines.forEach { print($0) }
+    }
+}
+
+struct SagasRetry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "retry", abstract: "Hand a saga back to the app servers' recovery now.")
+    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The saga id.") var id: String
+
+    func run() async throws {
+        let config = try options.load()
+        let logger = makeLogger(config)
+        let id = try parseSagaID(id)
+        print(try await StorefrontDatabase.with(config, logger: logger) { database in
+            try await SagaRunbook(config: config, database: database, logger: logger).retry(id)
+        })
+    }
+}
+
+struct SagasResolve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Finish a saga here, now: compensate it before the payment pivot, confirm it after.")
+    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The saga id.") var id: String
+
+    func run() async throws {
+        let config = try options.load()
+        let logger = makeLogger(config)
+        let id = try parseSagaID(id)
+        print(try await StorefrontDatabase.with(config, logger: logger) { database in
+            try await SagaRunbook(config: config, database: database, logger: logger).resolve(id)
+        })
     }
 }

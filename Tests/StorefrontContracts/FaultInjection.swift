@@ -84,6 +84,19 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
     }
 
     public func countUnfinished() async throws -> Int { try await inner.countUnfinished() }
+    public func postpone(sagaId: UUID, fence: SagaFence, delay: Duration, error: String, now: Date) async throws -> Bool {
+        try await inner.postpone(sagaId: sagaId, fence: fence, delay: delay, error: error, now: now)
+    }
+    public func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool {
+        try await inner.flagForAttention(sagaId: sagaId, fence: fence, error: error, now: now)
+    }
+    public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
+        try await inner.unfinished(needingAttention: needingAttention, limit: limit)
+    }
+    public func retry(sagaId: UUID, now: Date) async throws -> Saga? { try await inner.retry(sagaId: sagaId, now: now) }
+    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
+        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, now: now)
+    }
     public func unpublished(limit: Int) async throws -> [OutboxRecord] { try await inner.unpublished(limit: limit) }
     public func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {
         try await inner.records(after: after, limit: limit, sagaId: sagaId)

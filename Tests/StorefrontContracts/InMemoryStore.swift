@@ -181,7 +181,7 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
     public func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
         let storeNow = clock.now()
         return state.withLock { s in
-            let expired = s.sagas.values.filter { !$0.state.isTerminal && $0.leaseUntil < storeNow }.sorted { $0.leaseUntil < $1.leaseUntil }.prefix(limit)
+            let expired = s.sagas.values.filter { !$0.state.isTerminal && !$0.needsAttention && $0.leaseUntil < storeNow }.sorted { $0.leaseUntil < $1.leaseUntil }.prefix(limit)
             return expired.map { saga in
                 var claimed = saga
                 claimed.owner = owner
@@ -206,6 +206,66 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
     }
 
     public func countUnfinished() async throws -> Int { state.withLock { $0.sagas.values.filter { !$0.state.isTerminal }.count } }
+
+    /// Runs `body` on the saga if `fence` still owns it and it is unfinished.
+    private func owned(_ id: UUID, _ fence: SagaFence, now: Date, _ body: (inout Saga) -> Void) -> Bool {
+        state.withLock { s in
+            guard var saga = s.sagas[id], saga.fence == fence, !saga.state.isTerminal else { return false }
+            body(&saga)
+            saga.updatedAt = now
+            s.sagas[id] = saga
+            return true
+        }
+    }
+
+    public func postpone(sagaId: UUID, fence: SagaFence, delay: Duration, error: String, now: Date) async throws -> Bool {
+        let until = clock.now().adding(delay)
+        return owned(sagaId, fence, now: now) { saga in
+            saga.leaseUntil = until
+            saga.lastError = error
+        }
+    }
+
+    public func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool {
+        owned(sagaId, fence, now: now) { saga in
+            saga.needsAttention = true
+            saga.lastError = error
+        }
+    }
+
+    public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
+        state.withLock { s in
+            Array(s.sagas.values.filter { !$0.state.isTerminal && (!needingAttention || $0.needsAttention) }
+                .sorted { ($0.createdAt, $0.id.uuidString) < ($1.createdAt, $1.id.uuidString) }.prefix(limit))
+        }
+    }
+
+    public func retry(sagaId: UUID, now: Date) async throws -> Saga? {
+        let storeNow = clock.now()
+        return state.withLock { s in
+            guard var saga = s.sagas[sagaId], !saga.state.isTerminal else { return nil }
+            saga.needsAttention = false
+            saga.attempts = 0
+            saga.leaseUntil = storeNow.addingTimeInterval(-0.001)
+            saga.updatedAt = now
+            s.sagas[sagaId] = saga
+            return saga
+        }
+    }
+
+    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
+        let until = clock.now().adding(lease)
+        return state.withLock { s in
+            guard var saga = s.sagas[sagaId], !saga.state.isTerminal else { return nil }
+            saga.owner = owner
+            saga.epoch += 1
+            saga.leaseUntil = until
+            saga.needsAttention = false
+            saga.updatedAt = now
+            s.sagas[sagaId] = saga
+            return saga
+        }
+    }
 
     // MARK: OutboxStore
 

@@ -22,6 +22,45 @@ public enum SagaStoreContract {
         try await guards(products: products, sagas: sagas)
         try await compensation(products: products, sagas: sagas)
         try await leases(products: products, sagas: sagas)
+        try await attention(products: products, sagas: sagas)
+    }
+
+    /// Recovery's backoff and its last resort: a saga left to a person, and the operator's retry and take-over.
+    static func attention(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-attention", stock: 5), now: now)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1, lease: .milliseconds(1)), now: now) else { return }
+        try await Task.sleep(for: .milliseconds(20))
+        let claimed = try #require(try await sagas.claimExpired(owner: "app-2", lease: .milliseconds(1), limit: 100, now: now).first { $0.id == s.id })
+        // a failed attempt postpones the next one (by the store's clock); a stale owner cannot postpone
+        #expect(try await sagas.postpone(sagaId: s.id, fence: app1, delay: .seconds(60), error: "stale", now: now) == false)
+        #expect(try await sagas.postpone(sagaId: s.id, fence: claimed.fence, delay: .seconds(60), error: "provider hung", now: now))
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await sagas.claimExpired(owner: "app-3", lease: .seconds(1), limit: 100, now: now).contains { $0.id == s.id } == false)
+        #expect(try await sagas.saga(id: s.id)?.lastError == "provider hung")
+        // flagged: never claimed, listed, still unfinished (its units stay reserved)
+        #expect(try await sagas.flagForAttention(sagaId: s.id, fence: claimed.fence, error: "gave up", now: now))
+        #expect(try await sagas.retry(sagaId: UUID(), now: now) == nil)
+        let listed = try await sagas.unfinished(needingAttention: true, limit: 1000)
+        #expect(listed.contains { $0.id == s.id && $0.needsAttention && $0.lastError == "gave up" })
+        #expect(try await sagas.unfinished(needingAttention: false, limit: 1000).contains { $0.id == s.id })
+        // the operator retries: claimable at once, attempts from zero
+        let retried = try #require(try await sagas.retry(sagaId: s.id, now: now))
+        #expect(!retried.needsAttention && retried.attempts == 0)
+        #expect(try await sagas.unfinished(needingAttention: true, limit: 1000).contains { $0.id == s.id } == false)
+        let again = try #require(try await sagas.claimExpired(owner: "app-3", lease: .seconds(30), limit: 100, now: now).first { $0.id == s.id })
+        #expect(again.epoch == claimed.epoch + 1 && again.attempts == 1)
+        // the operator takes it over from whoever holds it: the holder is fenced
+        let taken = try #require(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(30), now: now))
+        #expect(taken.owner == "operator" && taken.epoch == again.epoch + 1)
+        let compensate = SagaPlan.next(.started, .compensate(code: "resolved_by_operator", reason: "by hand")).transition!
+        guard case .fenced = try await sagas.apply(compensate, sagaId: s.id, fence: again.fence, lease: .seconds(1), now: now) else {
+            Issue.record("the former holder wrote after the operator took over"); return
+        }
+        guard case .applied(let done) = try await sagas.apply(compensate, sagaId: s.id, fence: taken.fence, lease: .seconds(1), now: now) else {
+            Issue.record("the operator could not write"); return
+        }
+        #expect(done.state == .failed)
+        #expect(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(1), now: now) == nil, "finished sagas are not taken")
     }
 
     static func apply(_ sagas: any SagaStore, _ t: SagaTransition, _ id: UUID) async throws -> TransitionResult {

@@ -24,6 +24,19 @@ final class RacingKeyLookups: SagaStore, Sendable {
         try await inner.renewLeases(held, owner: owner, lease: lease)
     }
     func countUnfinished() async throws -> Int { try await inner.countUnfinished() }
+    func postpone(sagaId: UUID, fence: SagaFence, delay: Duration, error: String, now: Date) async throws -> Bool {
+        try await inner.postpone(sagaId: sagaId, fence: fence, delay: delay, error: error, now: now)
+    }
+    func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool {
+        try await inner.flagForAttention(sagaId: sagaId, fence: fence, error: error, now: now)
+    }
+    func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
+        try await inner.unfinished(needingAttention: needingAttention, limit: limit)
+    }
+    func retry(sagaId: UUID, now: Date) async throws -> Saga? { try await inner.retry(sagaId: sagaId, now: now) }
+    func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
+        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, now: now)
+    }
 }
 
 @Suite("Purchase service and stock guards")

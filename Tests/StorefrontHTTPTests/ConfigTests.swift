@@ -19,7 +19,8 @@ struct ConfigTests {
         "STOREFRONT_CACHE_TTL_SECONDS": "60", "STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS": "1", "STOREFRONT_LOCK_TTL_MS": "1000",
         "STOREFRONT_LOCK_WAIT_MS": "10", "STOREFRONT_SAGA_LEASE_SECONDS": "10", "STOREFRONT_RECOVERY_INTERVAL_SECONDS": "2",
         "STOREFRONT_STOCK_RECONCILE_SECONDS": "9", "STOREFRONT_PAYMENT_LATENCY_MS": "20", "STOREFRONT_PAYMENT_FAILURE_RATE": "0.1",
-        "STOREFRONT_PAYMENT_DECLINE_RATE": "0.2", "STOREFRONT_PAYMENT_TIMEOUT_RATE": "0.3", "STOREFRONT_LOG_LEVEL": "Debug",
+        "STOREFRONT_PAYMENT_DECLINE_RATE": "0.2", "STOREFRONT_PAYMENT_TIMEOUT_RATE": "0.3", "STOREFRONT_PAYMENT_HANG_RATE": "0.05",
+        "STOREFRONT_PAYMENT_CALL_TIMEOUT_MS": "1500", "STOREFRONT_SAGA_DEADLINE_SECONDS": "45", "STOREFRONT_SAGA_MAX_ATTEMPTS": "4", "STOREFRONT_LOG_LEVEL": "Debug",
         "STOREFRONT_CONFIG_FILE": "",
     ]
 
@@ -38,6 +39,8 @@ struct ConfigTests {
         #expect(c.sagaLeaseSeconds == 10 && c.recoveryIntervalSeconds == 2 && c.stockReconcileSeconds == 9)
         #expect(c.paymentLatencyMilliseconds == 20 && c.paymentFailureRate == 0.1 && c.paymentDeclineRate == 0.2 && c.paymentTimeoutRate == 0.3)
         #expect(c.logLevel == "debug")
+        #expect(c.paymentHangRate == 0.05 && c.sagaSettings.providerTimeout == .milliseconds(1500) && c.sagaSettings.deadline == .seconds(45))
+        #expect(c.sagaSettings.maxRecoveryAttempts == 4 && c.sagaSettings.recoveryBackoff == .seconds(2))
         #expect(c.mariadb.settings.autoPromoteAfter == .seconds(4) && c.mariadb.settings.admin?.user == "ops")
     }
 

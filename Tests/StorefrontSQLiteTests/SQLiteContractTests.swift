@@ -29,7 +29,7 @@ struct SQLiteContractTests {
     @Test func migrationsAreVersionedAndIdempotent() async throws {
         let db = try temporarySQLite()
         try db.migrate()
-        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch"])
+        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention"])
         try await db.checkHealth()
     }
 

@@ -6,6 +6,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
     case validation(String)
     case productNotFound(Int64)
     case orderNotFound(Int64)
+    case sagaNotFound(UUID)
     case insufficientStock(productId: Int64, available: Int64?)
     /// Another purchase holds the product's lock; retry after the given seconds.
     case productBusy(productId: Int64, retryAfterSeconds: Int)
@@ -27,6 +28,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .validation: "validation_failed"
         case .productNotFound: "product_not_found"
         case .orderNotFound: "order_not_found"
+        case .sagaNotFound: "saga_not_found"
         case .insufficientStock: "insufficient_stock"
         case .productBusy: "product_busy"
         case .paymentDeclined: "payment_declined"
@@ -45,6 +47,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .validation(let m): m
         case .productNotFound(let id): "product \(id) does not exist"
         case .orderNotFound(let id): "order \(id) does not exist"
+        case .sagaNotFound(let id): "no unfinished saga \(id)"
         case .insufficientStock(let id, let available):
             if let available { "product \(id) has only \(max(available, 0)) unit(s) available" } else { "product \(id) does not have enough stock" }
         case .productBusy(let id, _): "product \(id) is being purchased by another request; retry shortly"

@@ -15,12 +15,16 @@ public final class SimulatedPaymentGateway: PaymentGateway {
         public var declineRate: Double
         /// Probability a charge succeeds but the caller sees `PaymentError.timeout`.
         public var timeoutAfterChargeRate: Double
+        /// Probability a charge or refund never answers (a hung provider: only the caller's timeout ends it).
+        public var hangRate: Double
 
-        public init(latency: Duration = .zero, failureRate: Double = 0, declineRate: Double = 0, timeoutAfterChargeRate: Double = 0) {
+        public init(latency: Duration = .zero, failureRate: Double = 0, declineRate: Double = 0, timeoutAfterChargeRate: Double = 0,
+                    hangRate: Double = 0) {
             self.latency = latency
             self.failureRate = failureRate
             self.declineRate = declineRate
             self.timeoutAfterChargeRate = timeoutAfterChargeRate
+            self.hangRate = hangRate
         }
 
         public static let reliable = Behavior()
@@ -41,9 +45,17 @@ public final class SimulatedPaymentGateway: PaymentGateway {
         behavior.withLock { $0 = newValue }
     }
 
+    /// A hung call: waits until the caller gives up (cancels), then fails.
+    private func hangIfTold(_ b: Behavior) async throws {
+        guard b.hangRate > 0, Double.random(in: 0..<1) < b.hangRate else { return }
+        logger.debug("simulated provider hang")
+        try await Task.sleep(for: .seconds(86_400))
+    }
+
     public func charge(idempotencyKey: String, amountMinor: Int64, currency: String) async throws -> ChargeResult {
         let b = behavior.withLock { $0 }
         if b.latency > .zero { try await Task.sleep(for: b.latency) }
+        try await hangIfTold(b)
         if let existing = try await ledger.payment(idempotencyKey: idempotencyKey) {
             return Self.chargeResult(of: existing)
         }
@@ -75,6 +87,7 @@ public final class SimulatedPaymentGateway: PaymentGateway {
     }
 
     public func refund(idempotencyKey: String) async throws -> Bool {
+        try await hangIfTold(behavior.withLock { $0 })
         let now = Date()
         // Void the key first if nothing is there, so a charge arriving late is declined.
         let record = try await ledger.insertIfAbsent(PaymentRecord(

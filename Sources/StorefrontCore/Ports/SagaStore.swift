@@ -20,7 +20,7 @@ public protocol SagaStore: Sendable {
     func steps(sagaId: UUID) async throws -> [SagaStep]
     func order(id: Int64) async throws -> Order?
 
-    /// Claims up to `limit` non-terminal sagas whose lease has ended: owner and lease change, `epoch` and
+    /// Claims up to `limit` non-terminal sagas whose lease has ended and that do not need attention: owner and lease change, `epoch` and
     /// `attempts` go up. Only sagas this call actually claimed are returned.
     func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga]
     /// Extends the leases of the sagas `owner` holds at the given epochs, and returns those it no longer holds
@@ -28,6 +28,20 @@ public protocol SagaStore: Sendable {
     func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID>
     /// Non-terminal sagas (for health and tests).
     func countUnfinished() async throws -> Int
+
+    /// Recovery's attempt failed: if `fence` still owns the saga, it may be claimed again only after `delay`
+    /// (by the store's clock), and `error` is recorded. Returns whether it was written.
+    func postpone(sagaId: UUID, fence: SagaFence, delay: Duration, error: String, now: Date) async throws -> Bool
+    /// Recovery gave up: if `fence` still owns the saga, it is flagged `needsAttention` (never claimed until an
+    /// operator acts) with `error` recorded. Returns whether it was written.
+    func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool
+    /// Unfinished sagas, oldest first — only those that need attention when `needingAttention`.
+    func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga]
+    /// Operator: hands an unfinished saga back to recovery now (attention flag cleared, attempts reset).
+    func retry(sagaId: UUID, now: Date) async throws -> Saga?
+    /// Operator: takes an unfinished saga over now, whoever holds it (`epoch` + 1, attention flag cleared),
+    /// to drive it by hand. Nil when there is no such unfinished saga.
+    func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga?
 }
 
 /// Reading and marking the transactional outbox (used by relays and `storefront events`).

@@ -22,6 +22,9 @@ public struct Saga: Sendable, Equatable {
     /// Machine-readable reason a saga failed or was compensated (`insufficient_stock`, `payment_declined`, …).
     public var failureCode: SagaFailureCode?
     public var lastError: String?
+    /// Recovery gave up on it (`SagaSettings.maxRecoveryAttempts`): no instance claims it until an operator
+    /// retries or resolves it. Its reserved units stay reserved.
+    public var needsAttention: Bool
     public var eventSequence: Int
     public var createdAt: Date
     public var updatedAt: Date
@@ -29,7 +32,8 @@ public struct Saga: Sendable, Equatable {
     public init(
         id: UUID, idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
         mode: PurchaseMode, state: SagaState, orderId: Int64?, paymentRef: String?, attempts: Int, owner: String,
-        epoch: Int = 1, leaseUntil: Date, failureCode: SagaFailureCode?, lastError: String?, eventSequence: Int, createdAt: Date, updatedAt: Date
+        epoch: Int = 1, leaseUntil: Date, failureCode: SagaFailureCode?, lastError: String?, needsAttention: Bool = false, eventSequence: Int, createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.idempotencyKey = idempotencyKey
@@ -47,6 +51,7 @@ public struct Saga: Sendable, Equatable {
         self.leaseUntil = leaseUntil
         self.failureCode = failureCode
         self.lastError = lastError
+        self.needsAttention = needsAttention
         self.eventSequence = eventSequence
         self.createdAt = createdAt
         self.updatedAt = updatedAt

@@ -20,4 +20,8 @@ public struct SagaFailureCode: RawRepresentable, Hashable, Sendable, Expressible
     public static let recovered: Self = "recovered"
     /// A compensation resumed without its original reason.
     public static let compensated: Self = "compensated"
+    /// The saga had not reached the payment pivot within its deadline.
+    public static let deadlineExceeded: Self = "deadline_exceeded"
+    /// An operator told a saga that needed attention to compensate (`storefront sagas resolve`).
+    public static let resolvedByOperator: Self = "resolved_by_operator"
 }

@@ -13,12 +13,37 @@ public struct SagaSettings: Sendable {
     public var stepAttempts: Int
     /// First retry delay; doubles per attempt.
     public var retryBackoff: Duration
+    /// The longest one call to the payment provider may take; then it counts as a timeout (outcome unknown for
+    /// a charge, resolved by asking about the key).
+    public var providerTimeout: Duration
+    /// A saga that has not reached the payment pivot this long after it started compensates instead
+    /// (`deadline_exceeded`): reserved units are never held longer than this by a slow purchase.
+    public var deadline: Duration
+    /// Recovery attempts (takeovers) before a saga is left to a person (`needsAttention`).
+    public var maxRecoveryAttempts: Int
+    /// First wait before recovery tries a saga again after a failed attempt; doubles per attempt (±20 %
+    /// jitter) up to `recoveryBackoffCap`.
+    public var recoveryBackoff: Duration
+    public var recoveryBackoffCap: Duration
 
-    public init(leaseDuration: Duration = .seconds(30), paymentAttempts: Int = 3, stepAttempts: Int = 5, retryBackoff: Duration = .milliseconds(20)) {
+    public init(leaseDuration: Duration = .seconds(30), paymentAttempts: Int = 3, stepAttempts: Int = 5, retryBackoff: Duration = .milliseconds(20),
+                providerTimeout: Duration = .seconds(5), deadline: Duration = .seconds(60), maxRecoveryAttempts: Int = 8,
+                recoveryBackoff: Duration = .seconds(5), recoveryBackoffCap: Duration = .seconds(300)) {
         self.leaseDuration = leaseDuration
         self.paymentAttempts = max(paymentAttempts, 1)
         self.stepAttempts = max(stepAttempts, 1)
         self.retryBackoff = retryBackoff
+        self.providerTimeout = providerTimeout
+        self.deadline = deadline
+        self.maxRecoveryAttempts = max(maxRecoveryAttempts, 1)
+        self.recoveryBackoff = recoveryBackoff
+        self.recoveryBackoffCap = max(recoveryBackoffCap, recoveryBackoff)
+    }
+
+    /// How long recovery waits before its next attempt at a saga that failed `attempts` times.
+    public func recoveryDelay(afterAttempts attempts: Int) -> Duration {
+        let doubled = recoveryBackoff * (1 << min(max(attempts - 1, 0), 20))
+        return min(doubled, recoveryBackoffCap) * Double.random(in: 0.8...1.2)
     }
 }
 
@@ -128,6 +153,11 @@ public final class SagaOrchestrator: Sendable {
         var saga = saga
         var direction = initial
         while true {
+            if direction == .forward, !saga.state.isPastPivot, !saga.state.isCompensating, !saga.state.isTerminal,
+               clock.now() > saga.createdAt.adding(settings.deadline) {
+                logger.warning("saga deadline passed before the payment pivot; compensating", metadata: ["saga": "\(saga.id)", "state": "\(saga.state.rawValue)"])
+                direction = .compensate(code: .deadlineExceeded, reason: "not paid within \(settings.deadline) of the start")
+            }
             let action = SagaPlan.next(saga.state, direction)
             do {
                 if action != .finished, isLost(saga.id) {
@@ -151,7 +181,9 @@ public final class SagaOrchestrator: Sendable {
                 case .refund:
                     guard case .compensate(let code, let reason) = direction.orCompensating() else { continue }
                     let key = saga.id.uuidString
-                    let refunded = try await retrying("refundPayment", saga) { try await self.gateway.refund(idempotencyKey: key) }
+                    let refunded = try await retrying("refundPayment", saga) {
+                        try await self.provider("refund") { try await self.gateway.refund(idempotencyKey: key) }
+                    }
                     saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason), on: saga)
                 }
             } catch let lost as SagaOwnershipLost {
@@ -217,13 +249,14 @@ public final class SagaOrchestrator: Sendable {
         for attempt in 1...settings.paymentAttempts {
             if isLost(saga.id) { throw SagaOwnershipLost(sagaId: saga.id, fence: saga.fence, current: nil) }
             do {
-                switch try await gateway.charge(idempotencyKey: key, amountMinor: saga.amountMinor, currency: saga.currency) {
+                let amount = saga.amountMinor, currency = saga.currency
+                switch try await provider("charge", { try await self.gateway.charge(idempotencyKey: key, amountMinor: amount, currency: currency) }) {
                 case .charged(let reference): return .charged(reference)
                 case .declined(let reason): return .declined(reason)
                 }
-            } catch PaymentError.timeout {
+            } catch PaymentError.timeout, is ProviderTimeout {
                 lastProblem = "payment outcome unknown (timeout)"
-                switch try? await gateway.status(idempotencyKey: key) {
+                switch try? await provider("status", { try await self.gateway.status(idempotencyKey: key) }) {
                 case .charged(let reference): return .charged(reference)
                 case .declined(let reason): return .declined(reason)
                 case .refunded, .voided: return .declined("payment key was voided")
@@ -238,6 +271,12 @@ public final class SagaOrchestrator: Sendable {
         }
         // Compensation refunds or voids the key, so whatever really happened, no money is kept.
         return .unavailable(lastProblem)
+    }
+
+    /// One call to the payment provider, bounded by `providerTimeout`: past it the caller stops waiting (the
+    /// call is cancelled) and `ProviderTimeout` is thrown.
+    private func provider<T: Sendable>(_ what: String, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withDeadline(settings.providerTimeout, what: "payment provider \(what)", call)
     }
 
     private func retrying<T: Sendable>(_ what: String, _ saga: Saga, attempts: Int? = nil, _ body: @Sendable () async throws -> T) async throws -> T {
@@ -273,6 +312,84 @@ public struct SagaOwnershipLost: Error, Sendable, CustomStringConvertible {
     public var current: Saga?
     public var description: String {
         "saga \(sagaId): ownership lost (held \(fence)\(current.map { ", now \($0.fence) at \($0.state.rawValue)" } ?? ""))"
+    }
+}
+
+/// A call did not answer within its deadline (it was cancelled).
+public struct ProviderTimeout: Error, Sendable, CustomStringConvertible {
+    public var what: String
+    public var after: Duration
+    public var description: String { "\(what) did not answer within \(after)" }
+}
+
+/// Runs `call` and waits at most `limit` for it. Past the limit the call is cancelled and `ProviderTimeout`
+/// is thrown at once — without waiting for a call that ignores cancellation.
+func withDeadline<T: Sendable>(_ limit: Duration, what: String, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
+    let race = DeadlineRace<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            race.start(continuation)
+            let work = Task { race.finish(await Result(catching: call)) }
+            let timer = Task {
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                race.finish(.failure(ProviderTimeout(what: what, after: limit)))
+            }
+            race.track(work, timer)
+        }
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
+    }
+}
+
+/// The first of a call, its timer and the caller's cancellation to finish resumes the caller; the others are
+/// cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        var done = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        // Cancelled before it started: answer at once.
+        let cancelled = state.withLock { s -> Bool in
+            if s.done { return true }
+            s.continuation = continuation
+            return false
+        }
+        if cancelled { continuation.resume(throwing: CancellationError()) }
+    }
+
+    func track(_ tasks: Task<Void, Never>...) {
+        let cancel = state.withLock { s -> Bool in
+            if s.done { return true }
+            s.tasks += tasks
+            return false
+        }
+        if cancel { tasks.forEach { $0.cancel() } }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, tasks) = state.withLock { s -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+            guard !s.done, let continuation = s.continuation else {
+                if s.continuation == nil { s.done = true }
+                return (nil, [])
+            }
+            s.done = true
+            s.continuation = nil
+            defer { s.tasks = [] }
+            return (continuation, s.tasks)
+        }
+        tasks.forEach { $0.cancel() }
+        continuation?.resume(with: result)
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
 

@@ -7,6 +7,7 @@ import StorefrontCore
 struct AdminController {
     let catalog: CatalogService
     let orders: OrderService
+    let operations: SagaOperations
     let adminToken: String?
     let maxBodyBytes: Int
 
@@ -26,6 +27,26 @@ struct AdminController {
             let id = try context.positiveID()
             let body = try await request.decodeJSON(as: RestockBody.self, limit: maxBodyBytes, context: context)
             return try jsonResponse(ProductDTO(try await catalog.restock(id: id, qty: body.qty)))
+        }
+        admin.get("/sagas") { request, _ in
+            let query = request.uri.queryParameters
+            let state = query.get("state") ?? "unfinished"
+            guard state == "unfinished" || state == "needs_attention" else {
+                throw APIError.invalidParameter("state must be unfinished or needs_attention")
+            }
+            let limit = try query.get("limit").map { raw -> Int in
+                guard let v = Int(raw), (1...1000).contains(v) else { throw APIError.invalidParameter("limit must be between 1 and 1000") }
+                return v
+            } ?? 100
+            let sagas = try await operations.list(needingAttention: state == "needs_attention", limit: limit)
+            return try jsonResponse(SagaListDTO(items: sagas.map(SagaListDTO.Item.init)))
+        }
+        // An operator's way out for a saga recovery gave up on (docs/saga.md "Sagas that need a person").
+        admin.post("/sagas/:id/retry") { _, context in
+            try jsonResponse(SagaListDTO.Item(try await operations.retry(try context.sagaID())))
+        }
+        admin.post("/sagas/:id/resolve") { _, context in
+            try jsonResponse(SagaListDTO.Item(try await operations.resolve(try context.sagaID())))
         }
         admin.get("/events") { request, _ in
             let query = request.uri.queryParameters
