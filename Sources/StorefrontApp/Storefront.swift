@@ -84,7 +84,7 @@ public struct Storefront: Sendable {
         services = StorefrontServices(
             catalog: catalog, purchases: purchases, operations: SagaOperations(store: sagas, orchestrator: orchestrator, stock: stock),
             sagas: sagas, outbox: sagas, health: health,
-            adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: metrics)
+            adminToken: config.adminToken, maxBodyBytes: config.maxBodyBytes, metrics: metrics, paymentSimulator: gateway)
     }
 
     /// The HTTP application with its background services: saga recovery, stock reconciliation, the database

@@ -225,3 +225,34 @@ struct SagaListDTO: Encodable {
 
     var items: [Item]
 }
+
+/// `GET|PUT /admin/payment-simulator`: the simulated provider's behaviour (rates 0–1, latency in ms).
+struct PaymentSimulatorBody: Codable {
+    var latencyMs: Int
+    var failureRate: Double
+    var declineRate: Double
+    var timeoutRate: Double
+    var hangRate: Double
+
+    init(_ b: SimulatedPaymentGateway.Behavior) {
+        let (seconds, attoseconds) = b.latency.components
+        latencyMs = Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        failureRate = b.failureRate
+        declineRate = b.declineRate
+        timeoutRate = b.timeoutAfterChargeRate
+        hangRate = b.hangRate
+    }
+
+    func behavior() throws -> SimulatedPaymentGateway.Behavior {
+        guard (0...60_000).contains(latencyMs) else { throw APIError(status: .unprocessableContent, code: "validation_failed", message: "latencyMs must be 0…60000") }
+        for (name, rate) in [("failureRate", failureRate), ("declineRate", declineRate), ("timeoutRate", timeoutRate), ("hangRate", hangRate)]
+        where !(0...1).contains(rate) {
+            throw APIError(status: .unprocessableContent, code: "validation_failed", message: "\(name) must be between 0 and 1")
+        }
+        guard failureRate + declineRate <= 1 else {
+            throw APIError(status: .unprocessableContent, code: "validation_failed", message: "failureRate + declineRate must not exceed 1")
+        }
+        return .init(latency: .milliseconds(latencyMs), failureRate: failureRate, declineRate: declineRate, timeoutAfterChargeRate: timeoutRate,
+                     hangRate: hangRate)
+    }
+}

@@ -8,6 +8,8 @@ public struct StorefrontServices: Sendable {
     public var purchases: PurchaseService
     public var orders: OrderService
     public var operations: SagaOperations
+    /// The simulated payment provider, tunable at run time through the admin API (drills, the nemesis).
+    public var paymentSimulator: SimulatedPaymentGateway?
     public var sagas: any SagaStore
     public var outbox: any OutboxStore
     public var health: [any HealthCheckable]
@@ -17,8 +19,10 @@ public struct StorefrontServices: Sendable {
 
     public init(
         catalog: CatalogService, purchases: PurchaseService, operations: SagaOperations, sagas: any SagaStore, outbox: any OutboxStore,
-        health: [any HealthCheckable], adminToken: String?, maxBodyBytes: Int, metrics: PrometheusCollectorRegistry
+        health: [any HealthCheckable], adminToken: String?, maxBodyBytes: Int, metrics: PrometheusCollectorRegistry,
+        paymentSimulator: SimulatedPaymentGateway? = nil
     ) {
+        self.paymentSimulator = paymentSimulator
         self.catalog = catalog
         self.purchases = purchases
         self.orders = OrderService(sagas: sagas, outbox: outbox)

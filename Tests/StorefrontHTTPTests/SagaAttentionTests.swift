@@ -97,4 +97,25 @@ struct SagaAttentionTests {
             #expect(try await client.call(.post, "/admin/sagas/not-a-uuid/retry", headers: auth).error == "invalid_parameter")
         }
     }
+
+    /// The nemesis and the drills tune each app server's simulated provider at run time.
+    @Test func thePaymentSimulatorIsTunedThroughTheAdminAPI() async throws {
+        let storefront = try await makeStorefront()
+        let auth: HTTPFields = [.authorization: "Bearer \(adminToken)"]
+        try await storefront.test { client in
+            let id = try await client.createProduct(stock: 10)
+            let set = try await client.call(.put, "/admin/payment-simulator",
+                                            body: #"{"latencyMs":0,"failureRate":0,"declineRate":1,"timeoutRate":0,"hangRate":0}"#, headers: auth)
+            #expect(set.status == .ok && set.json["declineRate"] as? Double == 1, "\(set.raw)")
+            #expect(try await client.purchase(id).error == "payment_declined")
+            let bad = try await client.call(.put, "/admin/payment-simulator",
+                                            body: #"{"latencyMs":0,"failureRate":0.6,"declineRate":0.6,"timeoutRate":0,"hangRate":0}"#, headers: auth)
+            #expect(bad.status == .unprocessableContent && bad.error == "validation_failed")
+            #expect(try await client.call(.get, "/admin/payment-simulator", headers: auth).json["declineRate"] as? Double == 1, "unchanged")
+            #expect(try await client.call(.put, "/admin/payment-simulator", body: "{}").status == .unauthorized)
+            _ = try await client.call(.put, "/admin/payment-simulator",
+                                      body: #"{"latencyMs":0,"failureRate":0,"declineRate":0,"timeoutRate":0,"hangRate":0}"#, headers: auth)
+            #expect(try await client.purchase(id).status == .created)
+        }
+    }
 }

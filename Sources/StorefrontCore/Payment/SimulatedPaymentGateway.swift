@@ -31,19 +31,22 @@ public final class SimulatedPaymentGateway: PaymentGateway {
     }
 
     private let ledger: any PaymentLedger
-    private let behavior: Mutex<Behavior>
+    private let behaviorState: Mutex<Behavior>
     private let logger: Logger
 
     public init(ledger: any PaymentLedger, behavior: Behavior = .reliable, logger: Logger = Logger(label: "storefront.payment")) {
         self.ledger = ledger
-        self.behavior = Mutex(behavior)
+        self.behaviorState = Mutex(behavior)
         self.logger = logger
     }
 
     /// Changes the simulator's behaviour at run time (tests, drills).
     public func setBehavior(_ newValue: Behavior) {
-        behavior.withLock { $0 = newValue }
+        behaviorState.withLock { $0 = newValue }
     }
+
+    /// The simulator's behaviour now.
+    public var behavior: Behavior { behaviorState.withLock { $0 } }
 
     /// A hung call: waits until the caller gives up (cancels), then fails.
     private func hangIfTold(_ b: Behavior) async throws {
@@ -53,7 +56,7 @@ public final class SimulatedPaymentGateway: PaymentGateway {
     }
 
     public func charge(idempotencyKey: String, amountMinor: Int64, currency: String) async throws -> ChargeResult {
-        let b = behavior.withLock { $0 }
+        let b = behaviorState.withLock { $0 }
         if b.latency > .zero { try await Task.sleep(for: b.latency) }
         try await hangIfTold(b)
         if let existing = try await ledger.payment(idempotencyKey: idempotencyKey) {
@@ -87,7 +90,7 @@ public final class SimulatedPaymentGateway: PaymentGateway {
     }
 
     public func refund(idempotencyKey: String) async throws -> Bool {
-        try await hangIfTold(behavior.withLock { $0 })
+        try await hangIfTold(behaviorState.withLock { $0 })
         let now = Date()
         // Void the key first if nothing is there, so a charge arriving late is declined.
         let record = try await ledger.insertIfAbsent(PaymentRecord(

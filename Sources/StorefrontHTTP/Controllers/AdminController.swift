@@ -8,6 +8,7 @@ struct AdminController {
     let catalog: CatalogService
     let orders: OrderService
     let operations: SagaOperations
+    let paymentSimulator: SimulatedPaymentGateway?
     let adminToken: String?
     let maxBodyBytes: Int
 
@@ -47,6 +48,18 @@ struct AdminController {
         }
         admin.post("/sagas/:id/resolve") { _, context in
             try jsonResponse(SagaListDTO.Item(try await operations.resolve(try context.sagaID())))
+        }
+        // The simulated payment provider's behaviour on this server (development, drills, the nemesis).
+        admin.get("/payment-simulator") { _, _ in
+            guard let paymentSimulator else { throw APIError(status: .notFound, code: "not_found", message: "no simulated payment provider") }
+            return try jsonResponse(PaymentSimulatorBody(paymentSimulator.behavior))
+        }
+        admin.put("/payment-simulator") { request, context in
+            guard let paymentSimulator else { throw APIError(status: .notFound, code: "not_found", message: "no simulated payment provider") }
+            let body = try await request.decodeJSON(as: PaymentSimulatorBody.self, limit: maxBodyBytes, context: context)
+            paymentSimulator.setBehavior(try body.behavior())
+            context.logger.notice("payment simulator changed", metadata: ["behavior": "\(paymentSimulator.behavior)"])
+            return try jsonResponse(PaymentSimulatorBody(paymentSimulator.behavior))
         }
         admin.get("/events") { request, _ in
             let query = request.uri.queryParameters
