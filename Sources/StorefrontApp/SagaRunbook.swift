@@ -30,14 +30,14 @@ public struct SagaRunbook: Sendable {
     }
 
     /// Hands the saga back to the app servers' recovery now, with its attempts reset.
-    public func retry(_ id: UUID) async throws -> String {
-        let saga = try await operations.retry(id)
+    public func retry(_ id: UUID, force: Bool = false) async throws -> String {
+        let saga = try await operations.retry(id, force: force)
         return "saga \(id) at \(saga.state.rawValue) handed back to recovery (the next recovery pass takes it)"
     }
 
     /// Finishes the saga in this process, now (compensated before the payment pivot, confirmed after).
-    public func resolve(_ id: UUID) async throws -> String {
-        let done = try await operations.resolve(id)
+    public func resolve(_ id: UUID, force: Bool = false) async throws -> String {
+        let done = try await operations.resolve(id, force: force)
         return "saga \(id) is \(done.state.rawValue)\(done.failureCode.map { " (\($0))" } ?? "")"
     }
 }

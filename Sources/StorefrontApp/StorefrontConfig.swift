@@ -34,7 +34,7 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var paymentTimeoutRate = 0.0
     public var paymentHangRate = 0.0
     public var paymentCallTimeoutMilliseconds = 5_000
-    public var sagaDeadlineSeconds = 60
+    public var sagaDeadlineSeconds = 15
     public var sagaMaxAttempts = 8
     public var logLevel = "info"
 
@@ -86,7 +86,7 @@ public struct StorefrontConfig: Sendable, Equatable {
             .rate("STOREFRONT_PAYMENT_HANG_RATE", "simulated payment provider: probability a charge or refund never answers (default 0)", \.paymentHangRate),
             .int("STOREFRONT_PAYMENT_CALL_TIMEOUT_MS", "longest wait for one payment provider call (default 5000)", 10...600_000,
                  \.paymentCallTimeoutMilliseconds),
-            .int("STOREFRONT_SAGA_DEADLINE_SECONDS", "a saga not paid this long after it started compensates (default 60)", 1...86_400,
+            .int("STOREFRONT_SAGA_DEADLINE_SECONDS", "a saga not paid this long after it started compensates (default 15)", 1...86_400,
                  \.sagaDeadlineSeconds),
             .int("STOREFRONT_SAGA_MAX_ATTEMPTS", "recovery attempts before a saga is left to a person (default 8)", 1...1_000, \.sagaMaxAttempts),
             ConfigKey("STOREFRONT_LOG_LEVEL", "trace, debug, info, notice, warning, error, critical (default info)") { config, value in

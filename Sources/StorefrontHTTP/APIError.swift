@@ -63,7 +63,7 @@ public struct APIError: Error, Sendable {
         switch e {
         case .validation, .idempotencyKeyReused: .unprocessableContent
         case .productNotFound, .orderNotFound, .sagaNotFound: .notFound
-        case .insufficientStock, .productBusy, .skuConflict, .purchaseFailed: .conflict
+        case .insufficientStock, .productBusy, .skuConflict, .purchaseFailed, .sagaInFlight: .conflict
         case .paymentDeclined: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .paymentUnavailable, .unavailable: .serviceUnavailable
         case .unauthorized: .unauthorized

@@ -20,11 +20,22 @@ extension Request {
         while let chunk = try await iterator.next() {
             guard body.readableBytes + chunk.readableBytes <= limit else {
                 var drained = body.readableBytes + chunk.readableBytes
-                let deadline = ContinuousClock.now + OversizedBody.drainTime
+                // A client that stops sending mid-body must not hold the handler: past the drain time the
+                // connection's input is closed, which ends the wait below.
+                let channel = context.channel
+                let timer = Task {
+                    guard (try? await Task.sleep(for: OversizedBody.drainTime)) != nil else { return }
+                    channel?.close(mode: .input, promise: nil)
+                }
+                defer { timer.cancel() }
                 var finished = false
-                while drained <= OversizedBody.drainBytes, ContinuousClock.now < deadline {
-                    guard let more = try await iterator.next() else { finished = true; break }
-                    drained += more.readableBytes
+                do {
+                    while drained <= OversizedBody.drainBytes {
+                        guard let more = try await iterator.next() else { finished = true; break }
+                        drained += more.readableBytes
+                    }
+                } catch {
+                    // the input was closed (the drain time passed) or the connection failed
                 }
                 if !finished {
                     // Stop reading: the connection closes once the 413 is written.
@@ -44,6 +55,17 @@ extension Request {
                 throw APIError(status: .badRequest, code: "malformed_json", message: "request body is not valid JSON")
             }
             throw APIError(status: .unprocessableContent, code: "validation_failed", message: context.debugDescription)
+        }
+    }
+}
+
+extension Request {
+    /// `?force=true|false` (default false), or 400 `invalid_parameter`.
+    func forceFlag() throws -> Bool {
+        switch uri.queryParameters.get("force") {
+        case nil, "false": false
+        case "true": true
+        default: throw APIError.invalidParameter("force must be true or false")
         }
     }
 }

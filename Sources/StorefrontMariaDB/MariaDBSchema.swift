@@ -115,6 +115,7 @@ enum MariaDBSchema {
         // Issue 10.5: sagas recovery gave up on wait for a person.
         ("003_saga_attention", [
             "ALTER TABLE sagas ADD COLUMN IF NOT EXISTS needs_attention TINYINT NOT NULL DEFAULT 0",
+            "CREATE INDEX IF NOT EXISTS sagas_attention ON sagas (needs_attention, created_at)",
         ]),
     ]
 

@@ -19,8 +19,8 @@ public struct RedisEngineConfig: Sendable, Equatable {
             .int("STOREFRONT_REDIS_TIMEOUT_MS", "deadline of one Redis command and of connecting (default 2000)", 10...60_000, \.timeoutMilliseconds),
             .text("STOREFRONT_REDIS_TLS_CA_FILE", "PEM file of CA certificates to trust for rediss:// (default: the system's)", \.tlsCAFile),
             ConfigKey("STOREFRONT_REDIS_KEY_PREFIX",
-                      "prefix of every Redis key, so deployments sharing one Redis never read each other's (default storefront:)") { settings, value in
-                do { settings.keys = try RedisKeys(prefix: value) } catch { throw ConfigError("STOREFRONT_REDIS_KEY_PREFIX: \(error)") }
+                      "prefix of every Redis key, so deployments sharing one Redis never read each other's (default storefront:; none = no prefix)") { settings, value in
+                do { settings.keys = try RedisKeys(prefix: value == "none" ? "" : value) } catch { throw ConfigError("STOREFRONT_REDIS_KEY_PREFIX: \(error)") }
             },
         ]
     }

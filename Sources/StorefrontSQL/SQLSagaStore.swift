@@ -259,28 +259,31 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
     }
 
-    public func retry(sagaId: UUID, now: Date) async throws -> Saga? {
-        let dbNow = database.dialect.nowMillis
+    /// An operator may act on a saga that needs attention or whose owner went silent (or any, when forced).
+    var stuck: String { "(needs_attention = 1 OR lease_until < \(database.dialect.nowMillis) OR ? = 1)" }
+
+    public func retry(sagaId: UUID, force: Bool, now: Date) async throws -> Saga? {
+        let (dbNow, stuck) = (database.dialect.nowMillis, stuck)
         return try await database.write { s in
             let changed = try s.run(
                 """
                 UPDATE sagas SET needs_attention = 0, attempts = 0, lease_until = \(dbNow) - 1, updated_at = ?
-                WHERE id = ? AND state NOT IN (\(Self.terminalList))
+                WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND \(stuck)
                 """,
-                [now, sagaId]).rows
+                [now, sagaId, force ? 1 : 0]).rows
             return changed == 1 ? try Self.fetchSaga(s, id: sagaId) : nil
         }
     }
 
-    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
-        let leaseEnd = leaseEnd
+    public func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga? {
+        let (leaseEnd, stuck) = (leaseEnd, stuck)
         return try await database.write { s in
             let changed = try s.run(
                 """
                 UPDATE sagas SET owner = ?, epoch = epoch + 1, lease_until = \(leaseEnd), needs_attention = 0, updated_at = ?
-                WHERE id = ? AND state NOT IN (\(Self.terminalList))
+                WHERE id = ? AND state NOT IN (\(Self.terminalList)) AND \(stuck)
                 """,
-                [owner, Millis.of(lease), now, sagaId]).rows
+                [owner, Millis.of(lease), now, sagaId, force ? 1 : 0]).rows
             return changed == 1 ? try Self.fetchSaga(s, id: sagaId) : nil
         }
     }

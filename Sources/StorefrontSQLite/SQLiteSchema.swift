@@ -91,6 +91,7 @@ enum SQLiteSchema {
         // Issue 10.5: sagas recovery gave up on wait for a person.
         migrator.registerMigration("003_saga_attention") { db in
             try db.execute(sql: "ALTER TABLE sagas ADD COLUMN needs_attention INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "CREATE INDEX sagas_attention ON sagas(needs_attention) WHERE needs_attention = 1")
         }
         return migrator
     }

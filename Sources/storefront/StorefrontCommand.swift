@@ -169,13 +169,14 @@ struct SagasRetry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "retry", abstract: "Hand a saga back to the app servers' recovery now.")
     @OptionGroup var options: ConfigOptions
     @Argument(help: "The saga id.") var id: String
+    @Flag(help: "Even a saga a live server is driving (it is taken from it).") var force = false
 
     func run() async throws {
         let config = try options.load()
         let logger = makeLogger(config)
-        let id = try parseSagaID(id)
+        let (id, force) = (try parseSagaID(id), force)
         print(try await StorefrontDatabase.with(config, logger: logger) { database in
-            try await SagaRunbook(config: config, database: database, logger: logger).retry(id)
+            try await SagaRunbook(config: config, database: database, logger: logger).retry(id, force: force)
         })
     }
 }
@@ -186,13 +187,14 @@ struct SagasResolve: AsyncParsableCommand {
         abstract: "Finish a saga here, now: compensate it before the payment pivot, confirm it after.")
     @OptionGroup var options: ConfigOptions
     @Argument(help: "The saga id.") var id: String
+    @Flag(help: "Even a saga a live server is driving (it is fenced: its next step writes nothing).") var force = false
 
     func run() async throws {
         let config = try options.load()
         let logger = makeLogger(config)
-        let id = try parseSagaID(id)
+        let (id, force) = (try parseSagaID(id), force)
         print(try await StorefrontDatabase.with(config, logger: logger) { database in
-            try await SagaRunbook(config: config, database: database, logger: logger).resolve(id)
+            try await SagaRunbook(config: config, database: database, logger: logger).resolve(id, force: force)
         })
     }
 }

@@ -93,9 +93,11 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
     public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
         try await inner.unfinished(needingAttention: needingAttention, limit: limit)
     }
-    public func retry(sagaId: UUID, now: Date) async throws -> Saga? { try await inner.retry(sagaId: sagaId, now: now) }
-    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
-        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, now: now)
+    public func retry(sagaId: UUID, force: Bool, now: Date) async throws -> Saga? {
+        try await inner.retry(sagaId: sagaId, force: force, now: now)
+    }
+    public func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga? {
+        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, force: force, now: now)
     }
     public func unpublished(limit: Int) async throws -> [OutboxRecord] { try await inner.unpublished(limit: limit) }
     public func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {

@@ -240,10 +240,10 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         }
     }
 
-    public func retry(sagaId: UUID, now: Date) async throws -> Saga? {
+    public func retry(sagaId: UUID, force: Bool, now: Date) async throws -> Saga? {
         let storeNow = clock.now()
         return state.withLock { s in
-            guard var saga = s.sagas[sagaId], !saga.state.isTerminal else { return nil }
+            guard var saga = s.sagas[sagaId], !saga.state.isTerminal, force || saga.needsAttention || saga.leaseUntil < storeNow else { return nil }
             saga.needsAttention = false
             saga.attempts = 0
             saga.leaseUntil = storeNow.addingTimeInterval(-0.001)
@@ -253,10 +253,11 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         }
     }
 
-    public func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
-        let until = clock.now().adding(lease)
+    public func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga? {
+        let storeNow = clock.now()
+        let until = storeNow.adding(lease)
         return state.withLock { s in
-            guard var saga = s.sagas[sagaId], !saga.state.isTerminal else { return nil }
+            guard var saga = s.sagas[sagaId], !saga.state.isTerminal, force || saga.needsAttention || saga.leaseUntil < storeNow else { return nil }
             saga.owner = owner
             saga.epoch += 1
             saga.leaseUntil = until

@@ -39,18 +39,20 @@ public enum SagaStoreContract {
         #expect(try await sagas.saga(id: s.id)?.lastError == "provider hung")
         // flagged: never claimed, listed, still unfinished (its units stay reserved)
         #expect(try await sagas.flagForAttention(sagaId: s.id, fence: claimed.fence, error: "gave up", now: now))
-        #expect(try await sagas.retry(sagaId: UUID(), now: now) == nil)
+        #expect(try await sagas.retry(sagaId: UUID(), force: true, now: now) == nil)
         let listed = try await sagas.unfinished(needingAttention: true, limit: 1000)
         #expect(listed.contains { $0.id == s.id && $0.needsAttention && $0.lastError == "gave up" })
         #expect(try await sagas.unfinished(needingAttention: false, limit: 1000).contains { $0.id == s.id })
         // the operator retries: claimable at once, attempts from zero
-        let retried = try #require(try await sagas.retry(sagaId: s.id, now: now))
+        let retried = try #require(try await sagas.retry(sagaId: s.id, force: false, now: now))
         #expect(!retried.needsAttention && retried.attempts == 0)
         #expect(try await sagas.unfinished(needingAttention: true, limit: 1000).contains { $0.id == s.id } == false)
         let again = try #require(try await sagas.claimExpired(owner: "app-3", lease: .seconds(30), limit: 100, now: now).first { $0.id == s.id })
         #expect(again.epoch == claimed.epoch + 1 && again.attempts == 1)
-        // the operator takes it over from whoever holds it: the holder is fenced
-        let taken = try #require(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(30), now: now))
+        // a saga a live server holds is refused to the operator, unless forced; then the holder is fenced
+        #expect(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(30), force: false, now: now) == nil)
+        #expect(try await sagas.retry(sagaId: s.id, force: false, now: now) == nil)
+        let taken = try #require(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(30), force: true, now: now))
         #expect(taken.owner == "operator" && taken.epoch == again.epoch + 1)
         let compensate = SagaPlan.next(.started, .compensate(code: "resolved_by_operator", reason: "by hand")).transition!
         guard case .fenced = try await sagas.apply(compensate, sagaId: s.id, fence: again.fence, lease: .seconds(1), now: now) else {
@@ -60,7 +62,7 @@ public enum SagaStoreContract {
             Issue.record("the operator could not write"); return
         }
         #expect(done.state == .failed)
-        #expect(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(1), now: now) == nil, "finished sagas are not taken")
+        #expect(try await sagas.take(sagaId: s.id, owner: "operator", lease: .seconds(1), force: true, now: now) == nil, "finished sagas are not taken")
     }
 
     static func apply(_ sagas: any SagaStore, _ t: SagaTransition, _ id: UUID) async throws -> TransitionResult {

@@ -33,9 +33,11 @@ final class RacingKeyLookups: SagaStore, Sendable {
     func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
         try await inner.unfinished(needingAttention: needingAttention, limit: limit)
     }
-    func retry(sagaId: UUID, now: Date) async throws -> Saga? { try await inner.retry(sagaId: sagaId, now: now) }
-    func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga? {
-        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, now: now)
+    func retry(sagaId: UUID, force: Bool, now: Date) async throws -> Saga? {
+        try await inner.retry(sagaId: sagaId, force: force, now: now)
+    }
+    func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga? {
+        try await inner.take(sagaId: sagaId, owner: owner, lease: lease, force: force, now: now)
     }
 }
 

@@ -79,7 +79,7 @@ struct SagaTimeoutTests {
         #expect(try await recovery.recoverOnce().claimed == 0, "never claimed while it needs attention")
 
         h.gateway.setBehavior(.reliable)
-        _ = try await h.store.retry(sagaId: saga.id, now: h.clock.now)
+        _ = try await h.store.retry(sagaId: saga.id, force: false, now: h.clock.now)
         #expect(try await recovery.recoverOnce().finished == 1)
         #expect(try await h.store.saga(id: saga.id)?.state == .compensated)
         #expect(try await h.stock(p) == (10, 0))

@@ -67,6 +67,7 @@ struct ConfigTests {
         }
         #expect(try StorefrontConfig(values: ["STOREFRONT_REDIS_KEY_PREFIX": "shop-eu:"]).redis.keys.stock(7) == "shop-eu:product:{7}:stock")
         #expect(try StorefrontConfig(values: [:]).redis.keys.prefix == "storefront:")
+        #expect(try StorefrontConfig(values: ["STOREFRONT_REDIS_KEY_PREFIX": "none"]).redis.keys.stock(7) == "product:{7}:stock")
         #expect(throws: ConfigError("STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS needs STOREFRONT_DATABASE_ADMIN_USER (the operations account)")) {
             try StorefrontConfig(values: ["STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS": "3"])
         }

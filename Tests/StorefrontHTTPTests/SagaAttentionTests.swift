@@ -118,4 +118,27 @@ struct SagaAttentionTests {
             #expect(try await client.purchase(id).status == .created)
         }
     }
+
+    /// An operator's action on a saga whose owner's lease is live is refused unless forced.
+    @Test func aSagaInFlightIsOnlyTakenWhenForced() async throws {
+        let storefront = try await makeStorefront {
+            $0.paymentHangRate = 1
+            $0.paymentCallTimeoutMilliseconds = 50
+            $0.sagaLeaseSeconds = 30
+        }
+        let auth: HTTPFields = [.authorization: "Bearer \(adminToken)"]
+        try await storefront.test { client in
+            let id = try await client.createProduct(stock: 10)
+            #expect(try await client.purchase(id, qty: 1).status == .serviceUnavailable)
+            let listed = try await client.call(.get, "/admin/sagas", headers: auth)
+            let sagaId = try #require((listed.json["items"] as? [[String: any Sendable]])?.first?["id"] as? String)
+            let refused = try await client.call(.post, "/admin/sagas/\(sagaId)/resolve", headers: auth)
+            #expect(refused.status == .conflict && refused.error == "saga_in_flight", "\(refused.raw)")
+            #expect(try await client.call(.post, "/admin/sagas/\(sagaId)/retry", headers: auth).error == "saga_in_flight")
+            #expect(try await client.call(.post, "/admin/sagas/\(sagaId)/retry?force=maybe", headers: auth).error == "invalid_parameter")
+            storefront.gateway.setBehavior(.reliable)
+            let forced = try await client.call(.post, "/admin/sagas/\(sagaId)/resolve?force=true", headers: auth)
+            #expect(forced.status == .ok && forced.string("state") == "COMPENSATED" && forced.int("epoch") == 2, "\(forced.raw)")
+        }
+    }
 }

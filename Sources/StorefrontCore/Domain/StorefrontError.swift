@@ -7,6 +7,8 @@ public enum StorefrontError: Error, Sendable, Equatable {
     case productNotFound(Int64)
     case orderNotFound(Int64)
     case sagaNotFound(UUID)
+    /// An operator action on a saga a live server is driving (use force to take it over anyway).
+    case sagaInFlight(UUID, owner: String)
     case insufficientStock(productId: Int64, available: Int64?)
     /// Another purchase holds the product's lock; retry after the given seconds.
     case productBusy(productId: Int64, retryAfterSeconds: Int)
@@ -29,6 +31,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .productNotFound: "product_not_found"
         case .orderNotFound: "order_not_found"
         case .sagaNotFound: "saga_not_found"
+        case .sagaInFlight: "saga_in_flight"
         case .insufficientStock: "insufficient_stock"
         case .productBusy: "product_busy"
         case .paymentDeclined: "payment_declined"
@@ -48,6 +51,7 @@ public enum StorefrontError: Error, Sendable, Equatable {
         case .productNotFound(let id): "product \(id) does not exist"
         case .orderNotFound(let id): "order \(id) does not exist"
         case .sagaNotFound(let id): "no unfinished saga \(id)"
+        case .sagaInFlight(let id, let owner): "saga \(id) is being driven by \(owner) (its lease is live); force to take it over anyway"
         case .insufficientStock(let id, let available):
             if let available { "product \(id) has only \(max(available, 0)) unit(s) available" } else { "product \(id) does not have enough stock" }
         case .productBusy(let id, _): "product \(id) is being purchased by another request; retry shortly"

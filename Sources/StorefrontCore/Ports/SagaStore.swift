@@ -37,11 +37,13 @@ public protocol SagaStore: Sendable {
     func flagForAttention(sagaId: UUID, fence: SagaFence, error: String, now: Date) async throws -> Bool
     /// Unfinished sagas, oldest first — only those that need attention when `needingAttention`.
     func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga]
-    /// Operator: hands an unfinished saga back to recovery now (attention flag cleared, attempts reset).
-    func retry(sagaId: UUID, now: Date) async throws -> Saga?
-    /// Operator: takes an unfinished saga over now, whoever holds it (`epoch` + 1, attention flag cleared),
-    /// to drive it by hand. Nil when there is no such unfinished saga.
-    func take(sagaId: UUID, owner: String, lease: Duration, now: Date) async throws -> Saga?
+    /// Operator: hands an unfinished saga back to recovery now (attention flag cleared, attempts reset) — only
+    /// one that needs attention or whose lease expired, unless `force`. Nil when there is no such saga.
+    func retry(sagaId: UUID, force: Bool, now: Date) async throws -> Saga?
+    /// Operator: takes an unfinished saga over now (`epoch` + 1, attention flag cleared) to drive it by hand —
+    /// only one that needs attention or whose lease expired, unless `force` (then a live owner is fenced).
+    /// Nil when there is no such saga.
+    func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga?
 }
 
 /// Reading and marking the transactional outbox (used by relays and `storefront events`).

@@ -17,7 +17,8 @@ public struct SagaSettings: Sendable {
     /// a charge, resolved by asking about the key).
     public var providerTimeout: Duration
     /// A saga that has not reached the payment pivot this long after it started compensates instead
-    /// (`deadline_exceeded`): reserved units are never held longer than this by a slow purchase.
+    /// (`deadline_exceeded`); charge attempts are cut to fit in it. Keep it below the product lock's TTL and the
+    /// gateway's purchase timeout, so the request still holds its lock and is still awaited when it ends.
     public var deadline: Duration
     /// Recovery attempts (takeovers) before a saga is left to a person (`needsAttention`).
     public var maxRecoveryAttempts: Int
@@ -27,7 +28,7 @@ public struct SagaSettings: Sendable {
     public var recoveryBackoffCap: Duration
 
     public init(leaseDuration: Duration = .seconds(30), paymentAttempts: Int = 3, stepAttempts: Int = 5, retryBackoff: Duration = .milliseconds(20),
-                providerTimeout: Duration = .seconds(5), deadline: Duration = .seconds(60), maxRecoveryAttempts: Int = 8,
+                providerTimeout: Duration = .seconds(5), deadline: Duration = .seconds(15), maxRecoveryAttempts: Int = 8,
                 recoveryBackoff: Duration = .seconds(5), recoveryBackoffCap: Duration = .seconds(300)) {
         self.leaseDuration = leaseDuration
         self.paymentAttempts = max(paymentAttempts, 1)
@@ -112,7 +113,7 @@ public final class SagaOrchestrator: Sendable {
                 return .ran(try await drive(saga))
             } catch {
                 if let current = try? await store.saga(id: saga.id), current.state.isPastPivot {
-                    return error is SagaOwnershipLost ? .takenOver(current) : .ran(current)
+                    return current.fence != saga.fence ? .takenOver(current) : .ran(current)
                 }
                 throw SagaLeftForRecovery(sagaId: saga.id, reason: "\(error)")
             }
@@ -246,17 +247,25 @@ public final class SagaOrchestrator: Sendable {
     private func pay(_ saga: Saga) async throws -> PaymentOutcome {
         let key = saga.id.uuidString
         var lastProblem = "no attempt"
+        let deadline = saga.createdAt.adding(settings.deadline)
         for attempt in 1...settings.paymentAttempts {
             if isLost(saga.id) { throw SagaOwnershipLost(sagaId: saga.id, fence: saga.fence, current: nil) }
+            // Every attempt fits in what is left of the saga's deadline; none starts after it.
+            let left = deadline.timeIntervalSince(clock.now())
+            guard left > 0 else {
+                lastProblem += "; deadline passed"
+                break
+            }
+            let limit = min(settings.providerTimeout, .milliseconds(Int64(left * 1000)))
             do {
                 let amount = saga.amountMinor, currency = saga.currency
-                switch try await provider("charge", { try await self.gateway.charge(idempotencyKey: key, amountMinor: amount, currency: currency) }) {
+                switch try await provider("charge", within: limit, { try await self.gateway.charge(idempotencyKey: key, amountMinor: amount, currency: currency) }) {
                 case .charged(let reference): return .charged(reference)
                 case .declined(let reason): return .declined(reason)
                 }
             } catch PaymentError.timeout, is ProviderTimeout {
                 lastProblem = "payment outcome unknown (timeout)"
-                switch try? await provider("status", { try await self.gateway.status(idempotencyKey: key) }) {
+                switch try? await provider("status", within: limit, { try await self.gateway.status(idempotencyKey: key) }) {
                 case .charged(let reference): return .charged(reference)
                 case .declined(let reason): return .declined(reason)
                 case .refunded, .voided: return .declined("payment key was voided")
@@ -275,8 +284,8 @@ public final class SagaOrchestrator: Sendable {
 
     /// One call to the payment provider, bounded by `providerTimeout`: past it the caller stops waiting (the
     /// call is cancelled) and `ProviderTimeout` is thrown.
-    private func provider<T: Sendable>(_ what: String, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withDeadline(settings.providerTimeout, what: "payment provider \(what)", call)
+    private func provider<T: Sendable>(_ what: String, within limit: Duration? = nil, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withDeadline(limit ?? settings.providerTimeout, what: "payment provider \(what)", call)
     }
 
     private func retrying<T: Sendable>(_ what: String, _ saga: Saga, attempts: Int? = nil, _ body: @Sendable () async throws -> T) async throws -> T {
@@ -328,7 +337,7 @@ func withDeadline<T: Sendable>(_ limit: Duration, what: String, _ call: @escapin
     let race = DeadlineRace<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            race.start(continuation)
+            guard race.start(continuation) else { return }  // cancelled already: the call is never made
             let work = Task { race.finish(await Result(catching: call)) }
             let timer = Task {
                 guard (try? await Task.sleep(for: limit)) != nil else { return }
@@ -352,14 +361,15 @@ private final class DeadlineRace<T: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    func start(_ continuation: CheckedContinuation<T, any Error>) {
-        // Cancelled before it started: answer at once.
+    /// False when the caller was cancelled before it started (answered at once; nothing is to be run).
+    func start(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
         let cancelled = state.withLock { s -> Bool in
             if s.done { return true }
             s.continuation = continuation
             return false
         }
         if cancelled { continuation.resume(throwing: CancellationError()) }
+        return !cancelled
     }
 
     func track(_ tasks: Task<Void, Never>...) {

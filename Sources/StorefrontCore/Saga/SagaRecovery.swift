@@ -24,7 +24,7 @@ public final class SagaRecovery: Sendable {
     private let needingAttention = Gauge(label: "storefront_sagas_needing_attention")
 
     public init(
-        store: any SagaStore, orchestrator: SagaOrchestrator, clock: WallClock = .system, batchSize: Int = 50,
+        store: any SagaStore, orchestrator: SagaOrchestrator, clock: WallClock = .system, batchSize: Int = 10,
         stock: (any StockGuard)? = nil, logger: Logger = Logger(label: "storefront.recovery")
     ) {
         self.store = store
@@ -98,7 +98,7 @@ public final class SagaRecovery: Sendable {
     @discardableResult
     public func pass() async throws -> Report {
         let report = try await recoverOnce()
-        needingAttention.record(try await store.unfinished(needingAttention: true, limit: 10_000).count)
+        needingAttention.record(try await store.unfinished(needingAttention: true, limit: 1_000).count)
         if report.claimed > 0 {
             logger.info("recovery pass", metadata: ["claimed": "\(report.claimed)", "finished": "\(report.finished)", "unfinished": "\(report.leftUnfinished)"])
         }

@@ -20,28 +20,36 @@ public struct SagaOperations: Sendable {
         try await store.unfinished(needingAttention: needingAttention, limit: limit)
     }
 
-    /// Hands the saga back to recovery now, its attempts reset.
-    public func retry(_ id: UUID) async throws -> Saga {
-        guard let saga = try await store.retry(sagaId: id, now: Date()) else { throw StorefrontError.sagaNotFound(id) }
+    /// Hands the saga back to recovery now, its attempts reset. Only a saga that needs attention or whose owner
+    /// went silent, unless `force` (a saga a live server is driving is refused: `saga_in_flight`).
+    public func retry(_ id: UUID, force: Bool = false) async throws -> Saga {
+        guard let saga = try await store.retry(sagaId: id, force: force, now: Date()) else { throw try await refusal(id) }
         return saga
     }
 
-    /// Finishes the saga here, now: before the payment pivot it is compensated (refund or void, cancel,
+    private func refusal(_ id: UUID) async throws -> StorefrontError {
+        guard let saga = try await store.saga(id: id), !saga.state.isTerminal else { return .sagaNotFound(id) }
+        return .sagaInFlight(id, owner: saga.owner)
+    }
+
+    /// Finishes the saga here, now (only one that needs attention or whose owner went silent, unless `force`): before the payment pivot it is compensated (refund or void, cancel,
     /// release — its recorded reason kept, else `resolved_by_operator`), past it it is confirmed. If that fails
     /// again it is flagged for attention again and the error is thrown.
-    public func resolve(_ id: UUID) async throws -> Saga {
-        guard let saga = try await store.take(sagaId: id, owner: orchestrator.owner, lease: orchestrator.settings.leaseDuration, now: Date())
-        else { throw StorefrontError.sagaNotFound(id) }
+    public func resolve(_ id: UUID, force: Bool = false) async throws -> Saga {
+        guard let saga = try await store.take(sagaId: id, owner: orchestrator.owner, lease: orchestrator.settings.leaseDuration, force: force,
+                                              now: Date())
+        else { throw try await refusal(id) }
         let direction: SagaDirection = saga.state.isPastPivot
             ? .forward : .compensate(code: saga.failureCode ?? .resolvedByOperator, reason: "resolved by an operator")
         do {
             let done = try await orchestrator.drive(saga, direction: direction)
             await stock?.afterRecovery(done)
             return done
+        } catch is SagaOwnershipLost {
+            throw StorefrontError.sagaInFlight(id, owner: (try? await store.saga(id: id))?.owner ?? "another server")
         } catch {
-            if let current = try? await store.saga(id: id), !current.state.isTerminal {
-                _ = try? await store.flagForAttention(sagaId: id, fence: current.fence, error: "\(error)", now: Date())
-            }
+            // Flagged again with this operator's own fence: if someone took it over meanwhile, theirs it stays.
+            _ = try? await store.flagForAttention(sagaId: id, fence: saga.fence, error: "\(error)", now: Date())
             throw StorefrontError.unavailable("saga \(id): resolving failed again (\(error)); it still needs attention", retryAfterSeconds: 5)
         }
     }

@@ -43,11 +43,11 @@ struct AdminController {
             return try jsonResponse(SagaListDTO(items: sagas.map(SagaListDTO.Item.init)))
         }
         // An operator's way out for a saga recovery gave up on (docs/saga.md "Sagas that need a person").
-        admin.post("/sagas/:id/retry") { _, context in
-            try jsonResponse(SagaListDTO.Item(try await operations.retry(try context.sagaID())))
+        admin.post("/sagas/:id/retry") { request, context in
+            try jsonResponse(SagaListDTO.Item(try await operations.retry(try context.sagaID(), force: try request.forceFlag())))
         }
-        admin.post("/sagas/:id/resolve") { _, context in
-            try jsonResponse(SagaListDTO.Item(try await operations.resolve(try context.sagaID())))
+        admin.post("/sagas/:id/resolve") { request, context in
+            try jsonResponse(SagaListDTO.Item(try await operations.resolve(try context.sagaID(), force: try request.forceFlag())))
         }
         // The simulated payment provider's behaviour on this server (development, drills, the nemesis).
         admin.get("/payment-simulator") { _, _ in
