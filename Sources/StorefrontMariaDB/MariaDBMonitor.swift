@@ -14,6 +14,7 @@ final class MariaDBMonitor: Sendable {
     let logger: Logger
     private let primarySwitches = Counter(label: "storefront_db_primary_switches_total")
     private let autoPromotions = Atomic<Int>(0)
+    private let promotionsRefused = Counter(label: "storefront_db_promotions_refused_total")
 
     init(nodes: [MariaDBNode], topology: SharedTopology, settings: MariaDBSettings, logger: Logger) {
         self.nodes = nodes
@@ -65,12 +66,30 @@ final class MariaDBMonitor: Sendable {
         }
     }
 
-    /// Automatic promotion with a single elected leader: only the server holding the named lock
-    /// `storefront_promotion` on the candidate promotes, after checking again that no server is writable.
-    /// The others find the new primary by discovery.
+    /// Automatic promotion with a single elected leader. Every server is looked at: the topology decides
+    /// (`promotionDecision`: nothing writable, a replica that lost the primary too, not stopped or lagging,
+    /// the most advanced). Only the app server holding the named lock `storefront_promotion` on the chosen
+    /// replica promotes, after checking again that no server is writable; the others find the new primary by
+    /// discovery.
     func autoPromote() async {
-        guard let admin = settings.admin, let candidateIndex = topology.snapshot.promotionCandidate else { return }
+        guard let admin = settings.admin else { return }
         let operations = MariaDBOperations(nodes: nodes.map(\.pool.configuration), adminUser: admin.user, adminPassword: admin.password, logger: logger)
+        let statuses = await operations.status()
+        let views = statuses.enumerated().map { index, status in
+            MariaDBTopology.PromotionView(
+                node: index, reachable: status.reachable, writable: status.readOnly == false, replicating: status.replicatingFrom != nil,
+                ioRunning: status.ioRunning == true, sqlRunning: status.sqlRunning == true, secondsBehind: status.secondsBehind,
+                gtid: status.gtidPosition ?? "")
+        }
+        let candidateIndex: Int
+        switch topology.snapshot.promotionDecision(views) {
+        case .refuse(let reason):
+            promotionsRefused.increment()
+            logger.warning("automatic promotion refused", metadata: ["reason": "\(reason)", "servers": "\(statuses.map(\.description))"])
+            return
+        case .promote(let index):
+            candidateIndex = index
+        }
         let candidate = operations.nodes[candidateIndex]
         do {
             // The named lock lives as long as this connection: closing it releases the lock.
@@ -82,7 +101,8 @@ final class MariaDBMonitor: Sendable {
                     logger.notice("automatic promotion not needed: a writable server exists", metadata: ["writable": "\(writable.map(\.endpoint))"])
                     return
                 }
-                logger.warning("primary unreachable: promoting automatically", metadata: ["candidate": "\(candidate.host):\(candidate.port)"])
+                logger.warning("primary unreachable from here and from the replica: promoting automatically",
+                               metadata: ["candidate": "\(candidate.host):\(candidate.port)", "gtid": "\(views[candidateIndex].gtid)"])
                 let promotion = try await operations.promote(candidate)
                 autoPromotions.add(1, ordering: .relaxed)
                 logger.notice("automatic promotion done", metadata: ["promoted": "\(promotion.promoted)", "gtid": "\(promotion.gtidPosition)"])

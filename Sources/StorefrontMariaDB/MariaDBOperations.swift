@@ -29,6 +29,10 @@ public struct MariaDBOperations: Sendable {
         /// Replicating from (host:port), nil when it is not a replica.
         public var replicatingFrom: String?
         public var replicationRunning: Bool?
+        /// The replica's connection to its primary (false: it lost it — reconnecting — or it was stopped).
+        public var ioRunning: Bool?
+        /// The replica applies what it received.
+        public var sqlRunning: Bool?
         public var secondsBehind: Int?
         public var gtidPosition: String?
         public var error: String?
@@ -71,8 +75,9 @@ public struct MariaDBOperations: Sendable {
                 let host = (try? slave.decode("Master_Host", as: String.self)) ?? "?"
                 let port = (try? slave.decode("Master_Port", as: String.self)) ?? "?"
                 status.replicatingFrom = "\(host):\(port)"
-                status.replicationRunning = (try? slave.decode("Slave_IO_Running", as: String.self)) == "Yes"
-                    && (try? slave.decode("Slave_SQL_Running", as: String.self)) == "Yes"
+                status.ioRunning = (try? slave.decode("Slave_IO_Running", as: String.self)) == "Yes"
+                status.sqlRunning = (try? slave.decode("Slave_SQL_Running", as: String.self)) == "Yes"
+                status.replicationRunning = status.ioRunning == true && status.sqlRunning == true
                 status.secondsBehind = (try? slave.decode("Seconds_Behind_Master", as: String?.self)).flatMap { $0.flatMap(Int.init) }
             }
         } catch {
@@ -138,7 +143,7 @@ public struct MariaDBOperations: Sendable {
             try s.execute("""
                 CHANGE MASTER TO MASTER_HOST='\(Self.quoted(primary.host))', MASTER_PORT=\(primary.port),
                     MASTER_USER='\(Self.quoted(replicationUser))', MASTER_PASSWORD='\(Self.quoted(replicationPassword))',
-                    MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1
+                    MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1
                 """)
             try s.execute("START SLAVE")
         } }

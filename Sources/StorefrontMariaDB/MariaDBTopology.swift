@@ -58,9 +58,59 @@ struct MariaDBTopology: Sendable {
     var hasReplicas: Bool { nodeCount > 1 }
     var replicas: [Int] { (0..<nodeCount).filter { $0 != primary } }
 
-    /// The candidate of automatic promotion: always the first configured replica, so two app servers can
-    /// never pick two different ones.
-    var promotionCandidate: Int? { nodeCount > 1 ? 1 : nil }
+    /// Automatic promotion is possible at all (a replica is configured).
+    var canPromote: Bool { nodeCount > 1 }
+
+    /// One server as automatic promotion sees it (`SHOW SLAVE STATUS`, `@@read_only`, `@@gtid_current_pos`).
+    struct PromotionView: Sendable, Equatable {
+        var node: Int
+        var reachable: Bool
+        var writable: Bool
+        var replicating: Bool
+        var ioRunning: Bool
+        var sqlRunning: Bool
+        var secondsBehind: Int?
+        var gtid: String
+    }
+
+    enum PromotionDecision: Sendable, Equatable {
+        case promote(Int)
+        case refuse(String)
+    }
+
+    /// Whether, and which replica, to promote after this server lost the primary for the threshold. Lossless
+    /// and from two vantage points: never while a server is writable; only a replica whose own replication
+    /// lost the primary too (else it is this app server that is cut off — a partition — and promoting would
+    /// make two primaries); never a stopped or lagging one; the most advanced by GTID (ties: the lowest index,
+    /// so every app server picks the same one).
+    func promotionDecision(_ views: [PromotionView]) -> PromotionDecision {
+        let writable = views.filter { $0.reachable && $0.writable }
+        if !writable.isEmpty { return .refuse("a server is writable (node \(writable.map(\.node)))") }
+        let replicas = views.filter { $0.node != primary && $0.reachable && $0.replicating }
+        let applying = replicas.filter(\.sqlRunning)
+        guard !applying.isEmpty else {
+            return .refuse(replicas.isEmpty ? "no reachable replica" : "every reachable replica has its replication stopped (SQL thread)")
+        }
+        let lostToo = applying.filter { !$0.ioRunning }
+        guard !lostToo.isEmpty else {
+            return .refuse("every replica still hears from the primary: this server alone lost it (a partition?)")
+        }
+        let fresh = lostToo.filter { ($0.secondsBehind ?? 0) <= maxLagSeconds }
+        guard !fresh.isEmpty else { return .refuse("every candidate lags more than \(maxLagSeconds) s") }
+        let best = fresh.max { a, b in
+            let (ga, gb) = (Self.gtidTotal(a.gtid), Self.gtidTotal(b.gtid))
+            return ga != gb ? ga < gb : a.node > b.node
+        }!
+        return .promote(best.node)
+    }
+
+    /// The sum of a GTID position's sequence numbers over its domains (`0-1-120,1-2-7` → 127): how far a
+    /// server got (positions of one replication stream compare per domain; the sum orders them).
+    static func gtidTotal(_ position: String) -> Int64 {
+        position.split(separator: ",").reduce(0) { total, gtid in
+            total + (gtid.split(separator: "-").last.flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) } ?? 0)
+        }
+    }
 
     // MARK: routing
 
@@ -128,7 +178,7 @@ struct MariaDBTopology: Sendable {
 
     /// Whether an unreachable primary, gone this long and not replaced by discovery, is to be promoted away.
     func shouldAutoPromote(downFor: Duration?) -> Bool {
-        guard let after = autoPromoteAfter, let downFor, promotionCandidate != nil else { return false }
+        guard let after = autoPromoteAfter, let downFor, canPromote else { return false }
         return downFor >= after
     }
 

@@ -76,7 +76,45 @@ struct MariaDBTopologyTests {
         #expect(r18 == .seconds(3))
         #expect(!topology(autoPromoteAfter: nil).shouldAutoPromote(downFor: .seconds(3600)), "off unless configured")
         #expect(!topology(nodes: 1).shouldAutoPromote(downFor: .seconds(3600)), "no replica to promote")
-        #expect(topology().promotionCandidate == 1, "always the first configured replica")
+    }
+
+    func view(_ node: Int, writable: Bool = false, io: Bool = false, sql: Bool = true, behind: Int? = nil, gtid: String = "0-1-100",
+              reachable: Bool = true, replicating: Bool = true) -> MariaDBTopology.PromotionView {
+        .init(node: node, reachable: reachable, writable: writable, replicating: replicating, ioRunning: io, sqlRunning: sql,
+              secondsBehind: behind, gtid: gtid)
+    }
+
+    /// Issue 10.2: automatic promotion decides from two vantage points, never makes a second primary, and never
+    /// loses what a more advanced replica has. (It used to promote the first configured replica whatever it
+    /// saw — even one still connected to a live primary, or the dead former primary after one failover.)
+    @Test func promotionNeedsASecondVantagePointAndTheMostAdvancedReplica() {
+        let t = topology()
+        let primaryDown = view(0, reachable: false, replicating: false)
+        #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-100"), view(2, gtid: "0-1-120")]) == .promote(2), "the most advanced")
+        #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-120"), view(2, gtid: "0-1-120")]) == .promote(1), "ties: the lowest index")
+        // A partition seen by this app server alone: the replicas still hear the primary.
+        guard case .refuse(let why) = t.promotionDecision([primaryDown, view(1, io: true), view(2, io: true)]) else {
+            Issue.record("promoted a replica whose primary is alive"); return
+        }
+        #expect(why.contains("partition"))
+        // The primary answers writable to someone: never a second one.
+        guard case .refuse = t.promotionDecision([view(0, writable: true, replicating: false), view(1), view(2)]) else {
+            Issue.record("promoted while a server is writable"); return
+        }
+        // Stopped or lagging replicas are not promoted; a good one is.
+        #expect(t.promotionDecision([primaryDown, view(1, sql: false, gtid: "0-1-999"), view(2)]) == .promote(2))
+        #expect(t.promotionDecision([primaryDown, view(1, behind: 60, gtid: "0-1-999"), view(2)]) == .promote(2))
+        guard case .refuse = t.promotionDecision([primaryDown, view(1, sql: false), view(2, behind: 60)]) else {
+            Issue.record("promoted a stopped or lagging replica"); return
+        }
+        // After one failover (primary = 1) the next candidate is another replica, not the dead former primary.
+        var after = topology()
+        _ = after.beginDiscovery(at: t0)
+        _ = after.discovered(writable: [1])
+        #expect(after.primary == 1)
+        #expect(after.promotionDecision([view(0, gtid: "0-1-150"), view(1, reachable: false, replicating: false), view(2, gtid: "0-1-140")])
+            == .promote(0))
+        #expect(MariaDBTopology.gtidTotal("0-1-120,1-2-7") == 127 && MariaDBTopology.gtidTotal("") == 0)
     }
 
     @Test func replicaRotationFollowsReplicationAndLag() {
