@@ -235,8 +235,7 @@ struct PaymentSimulatorBody: Codable {
     var hangRate: Double
 
     init(_ b: SimulatedPaymentGateway.Behavior) {
-        let (seconds, attoseconds) = b.latency.components
-        latencyMs = Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        latencyMs = Int(Millis.of(b.latency))
         failureRate = b.failureRate
         declineRate = b.declineRate
         timeoutRate = b.timeoutAfterChargeRate
