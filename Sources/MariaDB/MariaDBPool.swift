@@ -22,7 +22,7 @@ public struct MariaDBPoolConfiguration: Sendable {
 public final class MariaDBPool: Sendable {
     public let configuration: MariaDBConfiguration
     public let poolConfiguration: MariaDBPoolConfiguration
-    let executor: MariaDBExecutor
+    public let executor: MariaDBExecutor
     let logger: Logger
     private let state = Mutex(State())
     private let opened: Counter

@@ -4,7 +4,7 @@ import MariaDB
 import StorefrontCore
 import StorefrontMariaDB
 
-/// `storefront db status|promote|fence|attach` (docs/operations.md): the MariaDB primary/replica runbook,
+/// `storefront db status|promote|fence|unfence|attach` (docs/operations.md): the MariaDB primary/replica runbook,
 /// with the operations account, never the application's. Servers are named `host:port` or by their number in
 /// `status` (1 = the configured primary).
 public struct DatabaseRunbook: Sendable {
@@ -44,6 +44,10 @@ public struct DatabaseRunbook: Sendable {
 
     public func fence(_ server: String) async throws {
         try await operations.fence(try node(server))
+    }
+
+    public func unfence(_ server: String) async throws {
+        try await operations.unfence(try node(server))
     }
 
     public func attach(_ server: String, to primary: String, replicationUser: String, replicationPassword: String) async throws {

@@ -82,11 +82,19 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     public var automaticPromotions: Int { monitor.automaticPromotions }
     /// How many times this engine switched to another primary.
     public var primaryGeneration: Int { topology.snapshot.generation }
+    /// Why every write is refused now (more than one server is writable), nil when writes are accepted.
+    public var writesRefused: String? {
+        topology.withLock { $0.writableConflict }.map { "more than one writable database server: \($0.map { nodes[$0].endpoint })" }
+    }
 
     // MARK: routing
 
     /// `body` in one transaction on the primary; deadlock victims are retried with bounded, jittered back-off.
     func write<T: Sendable>(_ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
+        // Two writable servers: a write to either could be lost or diverge; refuse rather than guess.
+        guard topology.withLock({ $0.writableConflict }) == nil else {
+            throw StorefrontError.unavailable("database", retryAfterSeconds: settings.retryAfterSeconds)
+        }
         var attempt = 1
         while true {
             do {

@@ -15,6 +15,10 @@ final class MariaDBMonitor: Sendable {
     private let primarySwitches = Counter(label: "storefront_db_primary_switches_total")
     private let autoPromotions = Atomic<Int>(0)
     private let promotionsRefused = Counter(label: "storefront_db_promotions_refused_total")
+    private let writableServers = Gauge(label: "storefront_db_writable_servers")
+    private let splitBrains = Counter(label: "storefront_db_split_brain_total")
+    /// How long a probe waits for a server (a frozen one accepts connections and never answers).
+    static let probeTimeout: Duration = .seconds(2)
 
     init(nodes: [MariaDBNode], topology: SharedTopology, settings: MariaDBSettings, logger: Logger) {
         self.nodes = nodes
@@ -26,38 +30,101 @@ final class MariaDBMonitor: Sendable {
     /// How many automatic promotions this engine carried out (it won the election and promoted).
     var automaticPromotions: Int { autoPromotions.load(ordering: .relaxed) }
 
-    /// One monitoring round: checks the primary (gone or read-only → look for the new one; gone long enough
-    /// and automatic promotion on → promote), then the replicas' rotation.
+    /// One monitoring round: asks every server whether it can acknowledge writes (more than one → writes
+    /// refused everywhere) and fences a stale former primary; the primary gone, read-only or unable to
+    /// acknowledge → look for the new one; gone long enough and automatic promotion on → promote; then the
+    /// replicas' rotation.
     func round() async {
         if topology.snapshot.hasReplicas {
-            let primary = nodes[topology.snapshot.primary]
-            let writable = await primary.isWritable() == true
-            let downFor = topology.withLock { $0.primaryChecked(writable: writable, at: .now) }
-            if !writable, !(await discoverPrimary()), topology.snapshot.shouldAutoPromote(downFor: downFor) {
-                await autoPromote()
+            let probes = await probeAll()
+            let writable = await observed(probes)
+            let downFor = topology.withLock { t in
+                if let probe = probes[t.primary], probe.writable { t.primaryObserved(lossless: probe.lossless) }
+                return t.primaryChecked(writable: writable.contains(t.primary), at: .now)
+            }
+            if downFor != nil {
+                let switched = topology.withLock({ $0.beginDiscovery(at: .now) }) ? discovered(writable) : false
+                if !switched, topology.snapshot.shouldAutoPromote(downFor: downFor) { await autoPromote() }
             }
         }
         await checkReplicas()
+    }
+
+    /// Every server probed at once (`MariaDBNode.probe`); nil where one did not answer.
+    func probeAll() async -> [MariaDBNode.Probe?] {
+        await withTaskGroup(of: (Int, MariaDBNode.Probe?).self) { group in
+            for node in nodes { group.addTask { (node.index, await node.probe(timeout: Self.probeTimeout)) } }
+            var probes = [MariaDBNode.Probe?](repeating: nil, count: nodes.count)
+            for await (index, probe) in group { probes[index] = probe }
+            return probes
+        }
+    }
+
+    /// Acts on one look at every server; returns those that can acknowledge writes.
+    ///
+    /// More than one: writes are refused everywhere (503 + Retry-After) rather than sent to a guess, with an
+    /// error log and `storefront_db_split_brain_total`. A former primary of this server with `read_only` off
+    /// next to the primary is stale (it froze or was cut off while a replica was promoted): fenced, with the
+    /// operations account. One whose commits wait for a replica it no longer has cannot be fenced (`read_only`
+    /// waits for those commits) — nor can it acknowledge anything: logged once, with what to do.
+    func observed(_ probes: [MariaDBNode.Probe?]) async -> [Int] {
+        let acknowledging = probes.indices.filter { probes[$0]?.acknowledgesWrites == true }
+        let readWrite = probes.indices.filter { probes[$0]?.writable == true }
+        writableServers.record(acknowledging.count)
+        switch topology.withLock({ $0.writableChecked(acknowledging) }) {
+        case .single(let resolved):
+            if resolved { logger.notice("one writable database server again: writes accepted", metadata: ["writable": "\(acknowledging.map { nodes[$0].endpoint })"]) }
+        case .conflict(let all, let started):
+            if started {
+                splitBrains.increment()
+                logger.error("more than one writable database server: refusing every write until one remains (a former primary of this server is fenced; otherwise fence the stale one: storefront db fence host:port)",
+                             metadata: ["writable": "\(all.map { nodes[$0].endpoint })", "primary": "\(nodes[topology.snapshot.primary].endpoint)"])
+            }
+        }
+        let stale = topology.snapshot.staleFormerPrimaries(readWrite: readWrite)
+        if !stale.isEmpty { await fence(stale) }
+        return acknowledging
+    }
+
+    private let unfenceable = Mutex<Set<Int>>([])
+
+    private func fence(_ stale: [Int]) async {
+        guard let admin = settings.admin else {
+            if unfenceable.withLock({ $0.insert(-1).inserted }) {
+                logger.error("a former primary is writable again; fence it (storefront db fence host:port), or set STOREFRONT_DATABASE_ADMIN_USER so that app servers fence it",
+                             metadata: ["nodes": "\(stale.map { nodes[$0].endpoint })"])
+            }
+            return
+        }
+        let operations = MariaDBOperations(nodes: nodes.map(\.pool.configuration), adminUser: admin.user, adminPassword: admin.password, logger: logger)
+        for index in stale {
+            do {
+                try await operations.fence(operations.nodes[index], lockWait: Self.probeTimeout)
+                unfenceable.withLock { _ = $0.remove(index) }
+                logger.warning("fenced a former primary that was writable again", metadata: ["node": "\(nodes[index].endpoint)"])
+            } catch {
+                if unfenceable.withLock({ $0.insert(index).inserted }) {
+                    logger.error("""
+                        a former primary is writable again and cannot be fenced: its commits wait for a replica it no longer has \
+                        (none of them was acknowledged, and it acknowledges nothing now). Stop it (kill -9) and start it again: \
+                        recovery drops what no replica acknowledged and it starts read-only; then storefront db attach it
+                        """, metadata: ["node": "\(nodes[index].endpoint)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Finds the writable server and makes it the primary. Returns true if the primary changed.
     @discardableResult
     func discoverPrimary() async -> Bool {
         guard topology.withLock({ $0.beginDiscovery(at: .now) }) else { return false }
-        let writable = await withTaskGroup(of: (Int, Bool?).self) { group in
-            for node in nodes {
-                group.addTask { (node.index, await node.isWritable()) }
-            }
-            var writable: [Int] = []
-            for await (index, isWritable) in group where isWritable == true { writable.append(index) }
-            return writable
-        }
+        return discovered(await observed(await probeAll()))
+    }
+
+    /// Ends a search that found `writable`. Returns true if the primary changed.
+    private func discovered(_ writable: [Int]) -> Bool {
         switch topology.withLock({ $0.discovered(writable: writable) }) {
-        case .unchanged:
-            return false
-        case .conflict(let writable):
-            logger.critical("more than one writable database server: not choosing; fence the old primary (storefront db fence)",
-                            metadata: ["writable": "\(writable.map { nodes[$0].endpoint })"])
+        case .unchanged, .conflict:
             return false
         case .switched(let from, let to):
             primarySwitches.increment()

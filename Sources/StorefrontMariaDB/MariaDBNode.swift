@@ -14,10 +14,39 @@ final class MariaDBNode: Sendable {
 
     var endpoint: String { pool.configuration.endpoint }
 
-    /// `@@global.read_only = 0` on this server; nil when it does not answer.
-    func isWritable() async -> Bool? {
-        let readOnly = try? await pool.session { s in try s.query("SELECT @@global.read_only AS ro").first?.decode("ro", as: Int.self) }
-        return readOnly.flatMap { $0 }.map { $0 == 0 }
+    /// What the monitor asks every server each round.
+    struct Probe: Sendable, Equatable {
+        /// `@@global.read_only = 0`.
+        var writable: Bool
+        /// Its commits wait for a replica, with no fallback to asynchronous replication.
+        var lossless: Bool
+        /// Replicas connected that acknowledge its commits (semi-sync).
+        var semiSyncReplicas: Int
+
+        /// It can acknowledge a write: writable, and not waiting for a replica it does not have (a lossless
+        /// primary without one blocks every commit — an old primary that woke up after a promotion, or a primary
+        /// whose replica is gone).
+        var acknowledgesWrites: Bool { writable && !(lossless && semiSyncReplicas == 0) }
+    }
+
+    /// Asks on a connection of its own, every wait bounded by `timeout` (a frozen server accepts connections
+    /// and never answers; the pool's connections wait up to their read timeout). nil when it does not answer.
+    func probe(timeout: Duration) async -> Probe? {
+        var config = pool.configuration
+        config.connectTimeout = timeout
+        config.readTimeout = timeout
+        config.writeTimeout = timeout
+        config.idleTransactionTimeout = nil
+        return try? await MariaDBConnection.withConnection(config, executor: pool.executor) { connection in
+            try await connection.withSession { s in
+                let row = try s.execute("""
+                    SELECT @@global.read_only AS ro, \(MariaDBOperations.losslessSQL) AS lossless,
+                        (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS') AS clients
+                    """).rows[0]
+                return Probe(writable: try row.decode("ro", as: String.self) == "0", lossless: try row.decode("lossless", as: String.self) == "1",
+                             semiSyncReplicas: Int(try row.decode("clients", as: String?.self) ?? "0") ?? 0)
+            }
+        }
     }
 
     /// `SHOW SLAVE STATUS` reduced to what read rotation depends on (nil: not a replica).

@@ -15,7 +15,10 @@ public struct MariaDBOperations: Sendable {
             admin.user = adminUser
             admin.password = adminPassword
             admin.database = nil
+            // A server frozen (SIGSTOP, a stalled VM) accepts TCP connections and never answers: bound every wait.
             admin.connectTimeout = .seconds(3)
+            admin.readTimeout = .seconds(5)
+            admin.writeTimeout = .seconds(5)
             return admin
         }
         self.logger = logger
@@ -35,6 +38,11 @@ public struct MariaDBOperations: Sendable {
         public var sqlRunning: Bool?
         public var secondsBehind: Int?
         public var gtidPosition: String?
+        /// What this server wrote to its binary log (its own commits included, acknowledged or not).
+        public var binlogPosition: String?
+        /// Commits wait for a replica's acknowledgement, with no fallback to asynchronous replication
+        /// (semi-sync on, `wait_no_slave` on, a timeout of a day or more): promoting a replica loses nothing.
+        public var lossless: Bool?
         public var error: String?
 
         public var role: String {
@@ -48,29 +56,36 @@ public struct MariaDBOperations: Sendable {
             if let replicatingFrom { parts.append("from \(replicatingFrom) \(replicationRunning == true ? "running" : "STOPPED")") }
             if let secondsBehind { parts.append("\(secondsBehind) s behind") }
             if let gtidPosition { parts.append("gtid \(gtidPosition.isEmpty ? "-" : gtidPosition)") }
+            if role == "primary", let lossless { parts.append(lossless ? "semi-sync lossless" : "ASYNCHRONOUS (acknowledges writes no replica has)") }
             if let error { parts.append(error) }
             return parts.joined(separator: "  ")
         }
     }
 
+    /// Every server's status, asked at once (a frozen server costs one timeout, not one per server).
     public func status() async -> [NodeStatus] {
-        var result: [NodeStatus] = []
-        for node in nodes { result.append(await status(of: node)) }
-        return result
+        await withTaskGroup(of: (Int, NodeStatus).self) { group in
+            for (index, node) in nodes.enumerated() { group.addTask { (index, await status(of: node)) } }
+            var result = [NodeStatus?](repeating: nil, count: nodes.count)
+            for await (index, status) in group { result[index] = status }
+            return result.map { $0! }
+        }
     }
 
     func status(of node: MariaDBConfiguration) async -> NodeStatus {
         var status = NodeStatus(endpoint: "\(node.host):\(node.port)", reachable: false)
         do {
-            let (readOnly, gtid, slave) = try await MariaDBConnection.withConnection(node) { connection in
+            let (row, slave) = try await MariaDBConnection.withConnection(node) { connection in
                 try await connection.withSession { s in
-                    let row = try s.execute("SELECT @@global.read_only AS ro, @@global.gtid_current_pos AS gtid").rows[0]
-                    return (try row.decode("ro", as: String.self), try row.decode("gtid", as: String.self), try s.execute("SHOW SLAVE STATUS").first)
+                    (try s.execute("SELECT @@global.read_only AS ro, @@global.gtid_current_pos AS gtid, @@global.gtid_binlog_pos AS binlog, \(Self.losslessSQL) AS lossless").rows[0],
+                     try s.execute("SHOW SLAVE STATUS").first)
                 }
             }
             status.reachable = true
-            status.readOnly = readOnly != "0"
-            status.gtidPosition = gtid
+            status.readOnly = try row.decode("ro", as: String.self) != "0"
+            status.gtidPosition = try row.decode("gtid", as: String.self)
+            status.binlogPosition = try row.decode("binlog", as: String.self)
+            status.lossless = try row.decode("lossless", as: String.self) == "1"
             if let slave {
                 let host = (try? slave.decode("Master_Host", as: String.self)) ?? "?"
                 let port = (try? slave.decode("Master_Port", as: String.self)) ?? "?"
@@ -86,10 +101,22 @@ public struct MariaDBOperations: Sendable {
         return status
     }
 
-    /// Makes `node` read-only (an old primary that must not take writes). Idempotent.
-    public func fence(_ node: MariaDBConfiguration) async throws {
-        _ = try await MariaDBConnection.withConnection(admin(node)) { connection in
-            try await connection.withSession { s in try s.execute("SET GLOBAL read_only = ON") }
+    /// Makes `node` read-only (an old primary that must not take writes). Idempotent. `read_only` waits for
+    /// the commits in flight — a commit waiting for a replica's acknowledgement waits as long as that takes —
+    /// so the wait is bounded by `lockWait`; past it, the fence fails and nothing changed.
+    public func fence(_ node: MariaDBConfiguration, lockWait: Duration = .seconds(3)) async throws {
+        let seconds = max(1, Int(lockWait.components.seconds))
+        var target = admin(node)
+        target.readTimeout = .seconds(seconds + 5)
+        do {
+            _ = try await MariaDBConnection.withConnection(target) { connection in
+                try await connection.withSession { s in
+                    try s.execute("SET SESSION lock_wait_timeout = \(seconds)")
+                    try s.execute("SET GLOBAL read_only = ON")
+                }
+            }
+        } catch let error as MariaDBError {
+            throw MariaDBError(kind: error.kind, message: "could not fence \(node.host):\(node.port) within \(seconds) s (commits in flight wait for a replica's acknowledgement?): \(error.message)")
         }
         logger.notice("fenced (read_only=ON)", metadata: ["node": "\(node.host):\(node.port)"])
     }
@@ -101,38 +128,98 @@ public struct MariaDBOperations: Sendable {
         public var fencedOldPrimary: Bool
     }
 
-    /// Promotes `replica`: fences every other reachable writable server, waits (at most `catchUp`) until the
-    /// replica applied everything it received, stops replication, forgets its primary and turns read_only off.
-    /// Refuses (without changing anything on the replica) if it cannot catch up in time, unless `force`.
+    /// Promotes `replica`, checking before it changes anything: the replica must answer and replicate with its
+    /// SQL thread running. Then it fences every other writable server, waits (at most `catchUp`) until the
+    /// replica applied everything its primary wrote — the old primary's binary log position when that server
+    /// answers (its unacknowledged tail included), else everything the replica received — stops replication,
+    /// forgets its primary, turns semi-sync waiting off (no replica can acknowledge yet; `attach` turns it on
+    /// again) and read_only off. A replica that cannot catch up in time is refused, unless `force`, and the
+    /// servers it fenced are made writable again: a refused promotion leaves the primary as it was.
     public func promote(_ replica: MariaDBConfiguration, catchUp: Duration = .seconds(30), force: Bool = false) async throws -> Promotion {
-        let target = admin(replica)
-        var fenced = false
-        for node in nodes where !(node.host == target.host && node.port == target.port) {
-            let status = await status(of: node)
-            if status.reachable, status.readOnly == false {
-                try await fence(node)
-                fenced = true
-            }
+        var target = admin(replica)
+        let name = "\(target.host):\(target.port)"
+        let before = await status(of: target)
+        guard before.reachable else {
+            throw MariaDBError(kind: .other, message: "\(name) does not answer (\(before.error ?? "unreachable")); nothing was changed")
         }
-        let seconds = max(1, Int(catchUp.components.seconds))
-        let position = try await MariaDBConnection.withConnection(target) { connection in try await connection.withSession { s -> String in
-            guard let slave = try s.execute("SHOW SLAVE STATUS").first else {
-                throw MariaDBError(kind: .other, message: "\(target.host):\(target.port) is not a replica (no slave status); nothing to promote")
-            }
-            let received = (try? slave.decode("Gtid_IO_Pos", as: String.self)) ?? ""
-            if !received.isEmpty {
-                let waited = try s.query("SELECT MASTER_GTID_WAIT(?, ?) AS r", [received, seconds] as [any MariaDBEncodable]).first?.decode("r", as: Int?.self)
-                if waited != 0 && !force {
-                    throw MariaDBError(kind: .other, message: "the replica did not apply \(received) within \(seconds) s; retry, or --force to promote anyway")
+        guard let upstream = before.replicatingFrom else {
+            throw MariaDBError(kind: .other, message: "\(name) is not a replica (no slave status); nothing to promote, nothing was changed")
+        }
+        if before.sqlRunning != true && !force {
+            throw MariaDBError(kind: .other, message: "\(name) does not apply what it receives (replication SQL thread stopped); nothing was changed; start it, or --force")
+        }
+        var fenced: [MariaDBConfiguration] = []
+        do {
+            var waitFor: String?
+            for node in nodes where !(node.host == target.host && node.port == target.port) {
+                let other = await status(of: node)
+                guard other.reachable else { continue }
+                if other.readOnly == false {
+                    // Commits waiting for the replica's acknowledgement block the fence: the replica lacks them.
+                    try await fence(node, lockWait: catchUp)
+                    fenced.append(node)
+                }
+                // The replica's own primary answers: everything it wrote (read after fencing, so nothing follows).
+                if "\(node.host):\(node.port)" == upstream, let binlog = await status(of: node).binlogPosition, !binlog.isEmpty {
+                    waitFor = binlog
                 }
             }
-            try s.execute("STOP SLAVE")
-            try s.execute("RESET SLAVE ALL")
-            try s.execute("SET GLOBAL read_only = OFF")
-            return try s.execute("SELECT @@global.gtid_current_pos AS gtid").rows[0].decode("gtid")
-        } }
-        logger.notice("promoted to primary", metadata: ["node": "\(target.host):\(target.port)", "gtid": "\(position)"])
-        return Promotion(promoted: "\(target.host):\(target.port)", gtidPosition: position, fencedOldPrimary: fenced)
+            let oldPrimaryBinlog = waitFor
+            let seconds = max(1, Int(catchUp.components.seconds))
+            target.readTimeout = .seconds(seconds + 10)
+            let position = try await MariaDBConnection.withConnection(target) { connection in try await connection.withSession { s -> String in
+                guard let slave = try s.execute("SHOW SLAVE STATUS").first else {
+                    throw MariaDBError(kind: .other, message: "\(name) is not a replica (no slave status); nothing to promote")
+                }
+                let received = (try? slave.decode("Gtid_IO_Pos", as: String.self)) ?? ""
+                let wanted = oldPrimaryBinlog ?? received
+                if !wanted.isEmpty {
+                    let waited = try s.query("SELECT MASTER_GTID_WAIT(?, ?) AS r", [wanted, seconds] as [any MariaDBEncodable]).first?.decode("r", as: Int?.self)
+                    if waited != 0 && !force {
+                        let whose = oldPrimaryBinlog == nil ? "what it received" : "the old primary's binary log"
+                        throw MariaDBError(kind: .other, message: "\(name) did not apply \(whose) (\(wanted)) within \(seconds) s; promoting it would lose those writes; retry, or --force to promote anyway")
+                    }
+                }
+                try s.execute("STOP SLAVE")
+                try s.execute("RESET SLAVE ALL")
+                try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+                try s.execute("SET GLOBAL read_only = OFF")
+                return try s.execute("SELECT @@global.gtid_current_pos AS gtid").rows[0].decode("gtid")
+            } }
+            logger.notice("promoted to primary", metadata: ["node": "\(name)", "gtid": "\(position)", "waitedFor": "\(oldPrimaryBinlog ?? "what it received")"])
+            return Promotion(promoted: name, gtidPosition: position, fencedOldPrimary: !fenced.isEmpty)
+        } catch {
+            for node in fenced {
+                do {
+                    try await unfence(node)
+                } catch {
+                    logger.error("promotion refused, and the server it fenced could not be made writable again: run storefront db unfence",
+                                 metadata: ["node": "\(node.host):\(node.port)", "error": "\(error)"])
+                }
+            }
+            throw error
+        }
+    }
+
+    /// Makes `node` writable again (the way back from `fence`, or from a promotion refused half-way). Refuses a
+    /// replica (writing to it breaks replication) and a second writable server (two primaries).
+    public func unfence(_ node: MariaDBConfiguration) async throws {
+        let name = "\(node.host):\(node.port)"
+        let target = await status(of: admin(node))
+        guard target.reachable else { throw MariaDBError(kind: .other, message: "\(name) does not answer: \(target.error ?? "unreachable")") }
+        if let upstream = target.replicatingFrom {
+            throw MariaDBError(kind: .other, message: "\(name) is a replica of \(upstream): promote it instead (storefront db promote --replica \(name))")
+        }
+        for other in nodes where !(other.host == node.host && other.port == node.port) {
+            let status = await status(of: other)
+            if status.reachable, status.readOnly == false {
+                throw MariaDBError(kind: .other, message: "\(status.endpoint) is writable: two writable servers would be two primaries; fence it first")
+            }
+        }
+        _ = try await MariaDBConnection.withConnection(admin(node)) { connection in
+            try await connection.withSession { s in try s.execute("SET GLOBAL read_only = OFF") }
+        }
+        logger.notice("unfenced (read_only=OFF)", metadata: ["node": "\(name)"])
     }
 
     /// Re-attaches a fenced old primary as a replica of `primary` (GTID auto-positioning from its own position).
@@ -147,6 +234,19 @@ public struct MariaDBOperations: Sendable {
                 """)
             try s.execute("START SLAVE")
         } }
+        // Once the replica is connected, the primary waits for its acknowledgement again (lossless).
+        let deadline = ContinuousClock.now + .seconds(30)
+        var replicating = await status(of: admin(node))
+        while replicating.ioRunning != true, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            replicating = await status(of: admin(node))
+        }
+        guard replicating.ioRunning == true else {
+            throw MariaDBError(kind: .other, message: "\(node.host):\(node.port) did not connect to \(primary.host):\(primary.port) within 30 s (\(replicating.description)); the primary stays asynchronous")
+        }
+        _ = try await MariaDBConnection.withConnection(admin(primary)) { connection in
+            try await connection.withSession { s in try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON") }
+        }
         logger.notice("attached as a replica", metadata: ["node": "\(node.host):\(node.port)", "primary": "\(primary.host):\(primary.port)"])
     }
 
@@ -159,6 +259,12 @@ public struct MariaDBOperations: Sendable {
         admin.database = nil
         return admin
     }
+
+    /// 1 when the server's commits wait for a replica with no fallback to asynchronous replication.
+    static let losslessSQL = """
+        (@@global.rpl_semi_sync_master_enabled = 1 AND @@global.rpl_semi_sync_master_wait_no_slave = 1 \
+        AND @@global.rpl_semi_sync_master_timeout >= 86400000)
+        """
 
     static func quoted(_ value: String) -> String {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")

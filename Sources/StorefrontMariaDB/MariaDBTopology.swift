@@ -47,6 +47,14 @@ struct MariaDBTopology: Sendable {
     private var discovering = false
     private var lastDiscovery: ContinuousClock.Instant?
     private var nextReplica = 0
+    /// Servers this engine left for a newer primary (by discovery). One of them found writable again, next to
+    /// the primary, is a stale old primary (it was frozen or cut off while a replica was promoted): fenced.
+    private(set) var formerPrimaries: Set<Int> = []
+    /// The servers found writable together, while more than one is: every write is refused until one remains.
+    private(set) var writableConflict: [Int]?
+    /// The last time the primary answered, its commits waited for a replica with no asynchronous fallback
+    /// (nil: not seen since it became the primary). Automatic promotion needs it: else it could lose writes.
+    private(set) var primaryLossless: Bool?
 
     init(nodeCount: Int, maxLagSeconds: Int, autoPromoteAfter: Duration?) {
         self.nodeCount = nodeCount
@@ -86,6 +94,11 @@ struct MariaDBTopology: Sendable {
     func promotionDecision(_ views: [PromotionView]) -> PromotionDecision {
         let writable = views.filter { $0.reachable && $0.writable }
         if !writable.isEmpty { return .refuse("a server is writable (node \(writable.map(\.node)))") }
+        guard primaryLossless == true else {
+            return .refuse(primaryLossless == nil
+                ? "this server never saw the primary answer, so it cannot know it acknowledged writes only once a replica had them"
+                : "the primary acknowledged writes without waiting for a replica (semi-sync off, or with an asynchronous fallback): promoting could lose them; promote by hand if that is acceptable")
+        }
         let replicas = views.filter { $0.node != primary && $0.reachable && $0.replicating }
         let applying = replicas.filter(\.sqlRunning)
         guard !applying.isEmpty else {
@@ -159,11 +172,45 @@ struct MariaDBTopology: Sendable {
         primary = next
         generation += 1
         primaryDownSince = nil
+        primaryLossless = nil
+        formerPrimaries.insert(from)
+        formerPrimaries.remove(next)
         for node in replicas { rotation[node] = Rotation(inRotation: false, reason: "not checked since the primary changed", lagSeconds: nil) }
         return .switched(from: from, to: next)
     }
 
     // MARK: monitoring
+
+    /// What to do about the servers found writable in one round.
+    enum WritableVerdict: Sendable, Equatable {
+        /// At most one: writes are accepted (`resolved`: they were refused until now).
+        case single(resolved: Bool)
+        /// More than one: writes are refused everywhere (`started`: from now).
+        case conflict(writable: [Int], started: Bool)
+    }
+
+    /// Records which servers can acknowledge writes (every server is asked every round).
+    mutating func writableChecked(_ writable: [Int]) -> WritableVerdict {
+        let writable = writable.sorted()
+        guard writable.count > 1 else {
+            defer { writableConflict = nil }
+            return .single(resolved: writableConflict != nil)
+        }
+        let started = writableConflict == nil
+        writableConflict = writable
+        return .conflict(writable: writable, started: started)
+    }
+
+    /// Servers with `read_only` off that this engine left for a newer primary, while that primary answers
+    /// writable: stale old primaries (frozen or cut off during a promotion), to be fenced. Anything else is
+    /// not guessed at.
+    func staleFormerPrimaries(readWrite: [Int]) -> [Int] {
+        guard readWrite.contains(primary) else { return [] }
+        return readWrite.filter { $0 != primary && formerPrimaries.contains($0) }.sorted()
+    }
+
+    /// The primary answered: whether its commits wait for a replica with no asynchronous fallback.
+    mutating func primaryObserved(lossless: Bool) { primaryLossless = lossless }
 
     /// The monitor probed the primary. Returns how long it has been unreachable (nil when it answered
     /// writable).

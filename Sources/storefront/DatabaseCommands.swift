@@ -7,12 +7,12 @@ import StorefrontCore
 struct Database: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
-        abstract: "Operate the MariaDB primary and replicas: status, promote, fence, attach.",
+        abstract: "Operate the MariaDB primary and replicas: status, promote, fence, unfence, attach.",
         discussion: """
             Uses STOREFRONT_DATABASE_URL and STOREFRONT_DATABASE_REPLICA_URLS for the servers and the operations
             account STOREFRONT_DATABASE_ADMIN_USER / STOREFRONT_DATABASE_ADMIN_PASSWORD (never the application's).
             """,
-        subcommands: [DatabaseStatus.self, DatabasePromote.self, DatabaseFence.self, DatabaseAttach.self])
+        subcommands: [DatabaseStatus.self, DatabasePromote.self, DatabaseFence.self, DatabaseUnfence.self, DatabaseAttach.self])
 }
 
 struct AdminOptions: ParsableArguments {
@@ -41,8 +41,14 @@ struct DatabaseStatus: AsyncParsableCommand {
 struct DatabasePromote: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "promote",
-        abstract: "Make a replica the primary (fences any other writable server first).",
-        discussion: "Waits until the replica applied everything it received, then STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=OFF. App servers switch by themselves.")
+        abstract: "Make a replica the primary (checks it, fences any other writable server, waits for catch-up).",
+        discussion: """
+            Refuses a replica that does not answer or whose SQL thread is stopped, before changing anything. Then fences
+            every other writable server and waits until the replica applied everything the old primary wrote (its binary
+            log position when it answers, else what the replica received), then STOP SLAVE; RESET SLAVE ALL; semi-sync
+            waiting off (no replica yet: `attach` turns it on again); read_only=OFF. A replica that does not catch up in
+            time is refused and the servers it fenced are writable again. App servers switch by themselves.
+            """)
     @OptionGroup var admin: AdminOptions
     @Option(help: "The replica to promote: host:port or its number in `storefront db status` (default: the first replica).") var replica: String?
     @Option(help: "Seconds to wait for the replica to catch up.") var timeout = 30
@@ -65,8 +71,20 @@ struct DatabaseFence: AsyncParsableCommand {
     }
 }
 
+struct DatabaseUnfence: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unfence", abstract: "Make a fenced server writable again (refused for a replica, or while another server is writable).")
+    @OptionGroup var admin: AdminOptions
+    @Argument(help: "host:port or its number in `storefront db status`.") var server: String
+
+    func run() async throws {
+        try await asValidation { try await admin.runbook().unfence(server) }
+        print("\(server) is writable")
+    }
+}
+
 struct DatabaseAttach: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "attach", abstract: "Re-attach a fenced old primary as a replica of the current primary (GTID).")
+    static let configuration = CommandConfiguration(commandName: "attach", abstract: "Re-attach a fenced old primary as a replica of the current primary (GTID); the primary then waits for it (semi-sync).")
     @OptionGroup var admin: AdminOptions
     @Argument(help: "The server to attach: host:port or its number in `storefront db status`.") var server: String
     @Option(help: "The current primary: host:port or its number.") var to: String

@@ -20,6 +20,8 @@ extension LoadDrills {
         @Test func primaryKilledDuringAPurchaseLoop() async throws {
             let dir = try requiredEnvironment("STOREFRONT_TEST_MARIADB_DRILL_DIR")
             let (primaryURL, replicaURLs) = try await freshMariaDBURLs(primary: "STOREFRONT_TEST_MARIADB_DRILL_URL", replica: "STOREFRONT_TEST_MARIADB_DRILL_REPLICA_URL")
+            let (losslessURL, losslessReplicaURLs) = try await freshMariaDBURLs(primary: "STOREFRONT_TEST_MARIADB_DRILL_URL", replica: "STOREFRONT_TEST_MARIADB_DRILL_REPLICA_URL")
+            try await losslessPromotion(primaryURL: losslessURL, replicaURL: losslessReplicaURLs[0])
             let storefront = try await makeStorefront {
                 $0.databaseURL = primaryURL
                 $0.mariadb.replicaURLs = replicaURLs

@@ -88,7 +88,8 @@ struct MariaDBTopologyTests {
     /// loses what a more advanced replica has. (It used to promote the first configured replica whatever it
     /// saw — even one still connected to a live primary, or the dead former primary after one failover.)
     @Test func promotionNeedsASecondVantagePointAndTheMostAdvancedReplica() {
-        let t = topology()
+        var t = topology()
+        t.primaryObserved(lossless: true)
         let primaryDown = view(0, reachable: false, replicating: false)
         #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-100"), view(2, gtid: "0-1-120")]) == .promote(2), "the most advanced")
         #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-120"), view(2, gtid: "0-1-120")]) == .promote(1), "ties: the lowest index")
@@ -112,9 +113,50 @@ struct MariaDBTopologyTests {
         _ = after.beginDiscovery(at: t0)
         _ = after.discovered(writable: [1])
         #expect(after.primary == 1)
+        after.primaryObserved(lossless: true)
         #expect(after.promotionDecision([view(0, gtid: "0-1-150"), view(1, reachable: false, replicating: false), view(2, gtid: "0-1-140")])
             == .promote(0))
         #expect(MariaDBTopology.gtidTotal("0-1-120,1-2-7") == 127 && MariaDBTopology.gtidTotal("") == 0)
+    }
+
+    /// Issue 10.2: a primary that acknowledged writes without a replica's acknowledgement (semi-sync off or
+    /// with an asynchronous fallback) is never promoted away automatically — the replica may lack those writes.
+    @Test func automaticPromotionNeedsAPrimarySeenLossless() {
+        var t = topology()
+        let views = [view(0, reachable: false, replicating: false), view(1), view(2)]
+        guard case .refuse(let never) = t.promotionDecision(views) else { Issue.record("promoted a primary never seen"); return }
+        #expect(never.contains("never saw"))
+        t.primaryObserved(lossless: false)
+        guard case .refuse(let lossy) = t.promotionDecision(views) else { Issue.record("promoted away from an asynchronous primary"); return }
+        #expect(lossy.contains("semi-sync"))
+        t.primaryObserved(lossless: true)
+        #expect(t.promotionDecision(views) == .promote(1))
+        // A new primary is not trusted until seen.
+        _ = t.beginDiscovery(at: t0)
+        _ = t.discovered(writable: [1])
+        #expect(t.primaryLossless == nil)
+    }
+
+    /// Issue 10.2: every round looks at every server; more than one writable refuses writes everywhere, and
+    /// only a former primary of this server next to the primary is fenced (anything else is an operator's call).
+    @Test func twoWritableServersRefuseWritesAndAStaleFormerPrimaryIsFenced() {
+        var t = topology()
+        #expect(t.writableChecked([0]) == .single(resolved: false))
+        #expect(t.writableChecked([0, 2]) == .conflict(writable: [0, 2], started: true))
+        #expect(t.writableConflict == [0, 2])
+        #expect(t.staleFormerPrimaries(readWrite: [0, 2]) == [], "2 was never our primary: no guess")
+        #expect(t.writableChecked([2, 0]) == .conflict(writable: [0, 2], started: false))
+        #expect(t.writableChecked([0]) == .single(resolved: true))
+        #expect(t.writableConflict == nil)
+        // 0 froze, 1 was promoted and found by discovery; 0 comes back writable: it is stale, fence it.
+        _ = t.beginDiscovery(at: t0)
+        _ = t.discovered(writable: [1])
+        #expect(t.staleFormerPrimaries(readWrite: [0, 1]) == [0])
+        #expect(t.staleFormerPrimaries(readWrite: [0]) == [], "not while this server's primary does not answer writable")
+        // Back to 0 by a planned switchover: 1 is the former primary now, 0 is not.
+        _ = t.beginDiscovery(at: t0 + .seconds(2))
+        _ = t.discovered(writable: [0])
+        #expect(t.staleFormerPrimaries(readWrite: [0, 1]) == [1])
     }
 
     @Test func replicaRotationFollowsReplicationAndLag() {
