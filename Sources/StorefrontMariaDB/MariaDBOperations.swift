@@ -16,9 +16,9 @@ public struct MariaDBOperations: Sendable {
             admin.password = adminPassword
             admin.database = nil
             // A server frozen (SIGSTOP, a stalled VM) accepts TCP connections and never answers: bound every wait.
-            admin.connectTimeout = .seconds(3)
-            admin.readTimeout = .seconds(5)
-            admin.writeTimeout = .seconds(5)
+            admin.connectTimeout = .seconds(2)
+            admin.readTimeout = .seconds(3)
+            admin.writeTimeout = .seconds(3)
             return admin
         }
         self.logger = logger
@@ -222,10 +222,14 @@ public struct MariaDBOperations: Sendable {
         logger.notice("unfenced (read_only=OFF)", metadata: ["node": "\(name)"])
     }
 
-    /// Re-attaches a fenced old primary as a replica of `primary` (GTID auto-positioning from its own position).
+    /// Re-attaches a fenced old primary as a replica of `primary` (GTID auto-positioning from its own position):
+    /// read-only, semi-sync waiting off on it, replicating; once it is connected, semi-sync waiting on on the
+    /// primary.
     public func attach(_ node: MariaDBConfiguration, to primary: MariaDBConfiguration, replicationUser: String, replicationPassword: String) async throws {
         _ = try await MariaDBConnection.withConnection(admin(node)) { connection in try await connection.withSession { s in
             try s.execute("SET GLOBAL read_only = ON")
+            // A replica must not wait for acknowledgements of what it applies (an old primary had it on).
+            try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
             try s.execute("STOP SLAVE")
             try s.execute("""
                 CHANGE MASTER TO MASTER_HOST='\(Self.quoted(primary.host))', MASTER_PORT=\(primary.port),
