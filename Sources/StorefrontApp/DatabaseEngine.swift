@@ -37,7 +37,7 @@ struct MariaDBEngine: DatabaseEngine {
     var products: any ProductStore { database.products }
     var sagas: any SagaStore & OutboxStore { database.sagas() }
     var payments: any PaymentLedger { database.payments }
-    var healthChecks: [any HealthCheckable] { database.hasReplicas ? [database, database.replicaHealth] : [database] }
+    var healthChecks: [any HealthCheckable] { database.hasReplicas ? [database, database.replicaHealth, database.writeHealth] : [database] }
     var monitorRound: (@Sendable () async -> Void)? {
         guard database.hasReplicas else { return nil }
         return { [database] in await database.monitor() }

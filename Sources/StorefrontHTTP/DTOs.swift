@@ -24,6 +24,37 @@ struct ProductDTO: Codable, Equatable {
     }
 }
 
+/// `GET /admin/products/{id}`: the public shape plus the primary's bookkeeping.
+struct AdminProductDTO: Codable, Equatable {
+    var id: Int64
+    var sku: String
+    var name: String
+    var description: String
+    var priceMinor: Int64
+    var currency: String
+    var available: Int64
+    /// Units on hand, including those reserved by sagas in flight.
+    var stock: Int64
+    var reserved: Int64
+    var version: Int64
+    var updatedAt: String
+
+    init(_ p: Product) {
+        let public_ = ProductDTO(p)
+        id = p.id
+        sku = p.sku
+        name = p.name
+        description = p.description
+        priceMinor = p.priceMinor
+        currency = p.currency
+        available = public_.available
+        stock = p.stock
+        reserved = p.reserved
+        version = p.version
+        updatedAt = public_.updatedAt
+    }
+}
+
 struct ProductPageDTO: Codable {
     var items: [ProductDTO]
     /// Cursor of the next page; explicitly `null` on the last page.

@@ -82,9 +82,13 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     public var automaticPromotions: Int { monitor.automaticPromotions }
     /// How many times this engine switched to another primary.
     public var primaryGeneration: Int { topology.snapshot.generation }
-    /// Why every write is refused now (more than one server is writable), nil when writes are accepted.
+    /// Why every write is refused now, nil when writes are accepted: more than one server can acknowledge
+    /// writes, or the primary waits for a replica it does not have (lossless semi-sync: every commit blocks).
     public var writesRefused: String? {
-        topology.withLock { $0.writableConflict }.map { "more than one writable database server: \($0.map { nodes[$0].endpoint })" }
+        let (conflict, blocked, primary) = topology.withLock { ($0.writableConflict, $0.primaryBlocked, $0.primary) }
+        if let conflict { return "more than one writable database server: \(conflict.map { nodes[$0].endpoint })" }
+        if blocked { return "the primary \(nodes[primary].endpoint) waits for a replica to acknowledge every commit, and none is connected" }
+        return nil
     }
 
     // MARK: routing
@@ -92,7 +96,8 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     /// `body` in one transaction on the primary; deadlock victims are retried with bounded, jittered back-off.
     func write<T: Sendable>(_ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
         // Two writable servers: a write to either could be lost or diverge; refuse rather than guess.
-        guard topology.withLock({ $0.writableConflict }) == nil else {
+        // A primary waiting for a replica it does not have: every commit would block until one connects.
+        guard topology.withLock({ $0.writableConflict == nil && !$0.primaryBlocked }) else {
             throw StorefrontError.unavailable("database", retryAfterSeconds: settings.retryAfterSeconds)
         }
         var attempt = 1
@@ -185,12 +190,27 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     /// to the primary), with each one's reason.
     public var replicaHealth: MariaDBReplicaHealth { MariaDBReplicaHealth(database: self) }
 
+    /// Writes as a non-critical health check (views go on without them): degraded while they are refused.
+    public var writeHealth: MariaDBWriteHealth { MariaDBWriteHealth(database: self) }
+
     public var products: SQLProductStore { SQLProductStore(database: self) }
     public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLSagaStore { SQLSagaStore(database: self, topic: topic) }
     public var payments: SQLPaymentLedger { SQLPaymentLedger(database: self) }
 
     public func close() async {
         for node in nodes { await node.pool.close() }
+    }
+}
+
+public struct MariaDBWriteHealth: HealthCheckable {
+    let database: MariaDBDatabase
+    public var healthName: String { "database_writes" }
+    public var healthIsCritical: Bool { false }
+
+    public func checkHealth() async throws {
+        if let reason = database.writesRefused {
+            throw StorefrontError.unavailable("writes refused: " + reason, retryAfterSeconds: database.settings.retryAfterSeconds)
+        }
     }
 }
 

@@ -17,6 +17,7 @@ final class MariaDBMonitor: Sendable {
     private let promotionsRefused = Counter(label: "storefront_db_promotions_refused_total")
     private let writableServers = Gauge(label: "storefront_db_writable_servers")
     private let splitBrains = Counter(label: "storefront_db_split_brain_total")
+    private let primaryWaiting = Gauge(label: "storefront_db_primary_waiting_for_replica")
     /// How long a probe waits for a server (a frozen one accepts connections and never answers).
     static let probeTimeout: Duration = .seconds(2)
 
@@ -38,9 +39,23 @@ final class MariaDBMonitor: Sendable {
         if topology.snapshot.hasReplicas {
             let probes = await probeAll()
             let writable = await observed(probes)
-            let downFor = topology.withLock { t in
-                if let probe = probes[t.primary], probe.writable { t.primaryObserved(lossless: probe.lossless) }
-                return t.primaryChecked(writable: writable.contains(t.primary), at: .now)
+            let (downFor, blockedChanged, primary) = topology.withLock { t in
+                var changed: Bool?
+                if let probe = probes[t.primary] {
+                    if probe.writable { changed = t.primaryObserved(lossless: probe.lossless, semiSyncReplicas: probe.semiSyncReplicas) } else { t.primaryReadOnly() }
+                }
+                return (t.primaryChecked(writable: writable.contains(t.primary), at: .now), changed, t.primary)
+            }
+            primaryWaiting.record(topology.withLock { $0.primaryBlocked } ? 1 : 0)
+            if let blocked = blockedChanged {
+                if blocked {
+                    logger.error("""
+                        the primary waits for a replica to acknowledge every commit and none is connected: writes are refused \
+                        until one is (lossless semi-sync; see docs/operations.md "Lossless failover, and the trade it makes")
+                        """, metadata: ["primary": "\(nodes[primary].endpoint)"])
+                } else {
+                    logger.notice("a replica acknowledges the primary's commits again: writes accepted", metadata: ["primary": "\(nodes[primary].endpoint)"])
+                }
             }
             if downFor != nil {
                 let switched = topology.withLock({ $0.beginDiscovery(at: .now) }) ? discovered(writable) : false
@@ -98,6 +113,14 @@ final class MariaDBMonitor: Sendable {
         }
         let operations = MariaDBOperations(nodes: nodes.map(\.pool.configuration), adminUser: admin.user, adminPassword: admin.password, logger: logger)
         for index in stale {
+            // Looked at again, one after the other: the stale server writable, *then* the primary still
+            // writable. A planned switchover fences the old primary before it makes the new one writable, so
+            // two probes taken in parallel across it could make the new primary look stale — fencing it would
+            // leave no writable server.
+            guard await nodes[index].probe(timeout: Self.probeTimeout)?.writable == true else { continue }
+            let primary = topology.snapshot.primary
+            guard primary != index, await nodes[primary].probe(timeout: Self.probeTimeout)?.writable == true,
+                  topology.snapshot.primary == primary else { continue }
             do {
                 try await operations.fence(operations.nodes[index], lockWait: Self.probeTimeout)
                 unfenceable.withLock { _ = $0.remove(index) }

@@ -14,6 +14,15 @@ final class MariaDBNode: Sendable {
 
     var endpoint: String { pool.configuration.endpoint }
 
+    private func probeConfiguration(_ timeout: Duration) -> MariaDBConfiguration {
+        var config = pool.configuration
+        config.connectTimeout = timeout
+        config.readTimeout = timeout
+        config.writeTimeout = timeout
+        config.idleTransactionTimeout = nil
+        return config
+    }
+
     /// What the monitor asks every server each round.
     struct Probe: Sendable, Equatable {
         /// `@@global.read_only = 0`.
@@ -32,12 +41,7 @@ final class MariaDBNode: Sendable {
     /// Asks on a connection of its own, every wait bounded by `timeout` (a frozen server accepts connections
     /// and never answers; the pool's connections wait up to their read timeout). nil when it does not answer.
     func probe(timeout: Duration) async -> Probe? {
-        var config = pool.configuration
-        config.connectTimeout = timeout
-        config.readTimeout = timeout
-        config.writeTimeout = timeout
-        config.idleTransactionTimeout = nil
-        return try? await MariaDBConnection.withConnection(config, executor: pool.executor) { connection in
+        try? await MariaDBConnection.withConnection(probeConfiguration(timeout), executor: pool.executor) { connection in
             try await connection.withSession { s in
                 let row = try s.execute("""
                     SELECT @@global.read_only AS ro, \(MariaDBOperations.losslessSQL) AS lossless,
@@ -49,9 +53,12 @@ final class MariaDBNode: Sendable {
         }
     }
 
-    /// `SHOW SLAVE STATUS` reduced to what read rotation depends on (nil: not a replica).
-    func replicationStatus() async throws -> MariaDBTopology.ReplicationStatus? {
-        guard let row = try await pool.session({ s in try s.execute("SHOW SLAVE STATUS").rows.first }) else { return nil }
+    /// `SHOW SLAVE STATUS` reduced to what read rotation depends on (nil: not a replica). On a connection of
+    /// its own with short timeouts, like `probe`: a frozen replica must not stall the monitor's round.
+    func replicationStatus(timeout: Duration = .seconds(2)) async throws -> MariaDBTopology.ReplicationStatus? {
+        guard let row = try await MariaDBConnection.withConnection(probeConfiguration(timeout), executor: pool.executor, { connection in
+            try await connection.withSession { s in try s.execute("SHOW SLAVE STATUS").rows.first }
+        }) else { return nil }
         let io = (try? row.decode("Slave_IO_Running", as: String.self)) ?? "No"
         let sql = (try? row.decode("Slave_SQL_Running", as: String.self)) ?? "No"
         let lag = (try? row.decode("Seconds_Behind_Master", as: String?.self)).flatMap { $0.flatMap(Int.init) }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MariaDB
+import Synchronization
 
 /// Operator actions on the primary/replica topology (`storefront db status|promote|fence`). They connect
 /// with the operations account (replication and read_only administration), never the application's.
@@ -149,6 +150,8 @@ public struct MariaDBOperations: Sendable {
             throw MariaDBError(kind: .other, message: "\(name) does not apply what it receives (replication SQL thread stopped); nothing was changed; start it, or --force")
         }
         var fenced: [MariaDBConfiguration] = []
+        let halfWay = PassedFlag()
+        func halfWayPast(_ error: any Error) -> Bool { halfWay.passed }
         do {
             var waitFor: String?
             for node in nodes where !(node.host == target.host && node.port == target.port) {
@@ -168,6 +171,11 @@ public struct MariaDBOperations: Sendable {
             let seconds = max(1, Int(catchUp.components.seconds))
             target.readTimeout = .seconds(seconds + 10)
             let position = try await MariaDBConnection.withConnection(target) { connection in try await connection.withSession { s -> String in
+                // The old primary does not answer: stop receiving first, so that what was received is all there
+                // is — else it could wake up, the replica fetch and acknowledge more commits, and STOP SLAVE drop
+                // them unapplied (acknowledged writes lost). (When it answers it is fenced and its binlog
+                // position is the target: keep receiving until it is reached.)
+                if oldPrimaryBinlog == nil { try s.execute("STOP SLAVE IO_THREAD") }
                 guard let slave = try s.execute("SHOW SLAVE STATUS").first else {
                     throw MariaDBError(kind: .other, message: "\(name) is not a replica (no slave status); nothing to promote")
                 }
@@ -177,9 +185,11 @@ public struct MariaDBOperations: Sendable {
                     let waited = try s.query("SELECT MASTER_GTID_WAIT(?, ?) AS r", [wanted, seconds] as [any MariaDBEncodable]).first?.decode("r", as: Int?.self)
                     if waited != 0 && !force {
                         let whose = oldPrimaryBinlog == nil ? "what it received" : "the old primary's binary log"
+                        if oldPrimaryBinlog == nil { try? s.execute("START SLAVE IO_THREAD") }
                         throw MariaDBError(kind: .other, message: "\(name) did not apply \(whose) (\(wanted)) within \(seconds) s; promoting it would lose those writes; retry, or --force to promote anyway")
                     }
                 }
+                halfWay.pass()
                 try s.execute("STOP SLAVE")
                 try s.execute("RESET SLAVE ALL")
                 try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
@@ -189,6 +199,11 @@ public struct MariaDBOperations: Sendable {
             logger.notice("promoted to primary", metadata: ["node": "\(name)", "gtid": "\(position)", "waitedFor": "\(oldPrimaryBinlog ?? "what it received")"])
             return Promotion(promoted: name, gtidPosition: position, fencedOldPrimary: !fenced.isEmpty)
         } catch {
+            if halfWayPast(error) {
+                logger.error("promotion stopped half-way: replication is stopped on the replica; finish it there (SET GLOBAL read_only = OFF) or re-attach it; the old primary stays fenced",
+                             metadata: ["node": "\(name)", "error": "\(error)"])
+                throw error
+            }
             for node in fenced {
                 do {
                     try await unfence(node)
@@ -210,16 +225,26 @@ public struct MariaDBOperations: Sendable {
         if let upstream = target.replicatingFrom {
             throw MariaDBError(kind: .other, message: "\(name) is a replica of \(upstream): promote it instead (storefront db promote --replica \(name))")
         }
+        var replicated = false
         for other in nodes where !(other.host == node.host && other.port == node.port) {
             let status = await status(of: other)
-            if status.reachable, status.readOnly == false {
+            guard status.reachable else {
+                throw MariaDBError(kind: .other, message: "\(status.endpoint) does not answer: it may be writable, and two writable servers would be two primaries; unfence once every server answers")
+            }
+            if status.readOnly == false {
                 throw MariaDBError(kind: .other, message: "\(status.endpoint) is writable: two writable servers would be two primaries; fence it first")
             }
+            if status.replicatingFrom == name { replicated = true }
         }
+        let hasReplica = replicated
         _ = try await MariaDBConnection.withConnection(admin(node)) { connection in
-            try await connection.withSession { s in try s.execute("SET GLOBAL read_only = OFF") }
+            try await connection.withSession { s in
+                // Lossless again when a replica replicates from it (a restarted server starts without waiting).
+                if hasReplica { try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON") }
+                try s.execute("SET GLOBAL read_only = OFF")
+            }
         }
-        logger.notice("unfenced (read_only=OFF)", metadata: ["node": "\(name)"])
+        logger.notice("unfenced (read_only=OFF)", metadata: ["node": "\(name)", "semiSync": "\(hasReplica ? "on (a replica is attached)" : "unchanged")"])
     }
 
     /// Re-attaches a fenced old primary as a replica of `primary` (GTID auto-positioning from its own position):
@@ -227,6 +252,7 @@ public struct MariaDBOperations: Sendable {
     /// primary.
     public func attach(_ node: MariaDBConfiguration, to primary: MariaDBConfiguration, replicationUser: String, replicationPassword: String) async throws {
         _ = try await MariaDBConnection.withConnection(admin(node)) { connection in try await connection.withSession { s in
+            try s.execute("SET SESSION lock_wait_timeout = 3")
             try s.execute("SET GLOBAL read_only = ON")
             // A replica must not wait for acknowledgements of what it applies (an old primary had it on).
             try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
@@ -234,7 +260,7 @@ public struct MariaDBOperations: Sendable {
             try s.execute("""
                 CHANGE MASTER TO MASTER_HOST='\(Self.quoted(primary.host))', MASTER_PORT=\(primary.port),
                     MASTER_USER='\(Self.quoted(replicationUser))', MASTER_PASSWORD='\(Self.quoted(replicationPassword))',
-                    MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1
+                    MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1
                 """)
             try s.execute("START SLAVE")
         } }
@@ -248,8 +274,25 @@ public struct MariaDBOperations: Sendable {
         guard replicating.ioRunning == true else {
             throw MariaDBError(kind: .other, message: "\(node.host):\(node.port) did not connect to \(primary.host):\(primary.port) within 30 s (\(replicating.description)); the primary stays asynchronous")
         }
-        _ = try await MariaDBConnection.withConnection(admin(primary)) { connection in
-            try await connection.withSession { s in try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON") }
+        // Confirmed from the primary's side: a semi-sync replica is connected (an I/O thread can run a moment
+        // before the primary refuses its position) — else waiting would block every commit.
+        let semiSyncClients = try await MariaDBConnection.withConnection(admin(primary)) { connection in
+            try await connection.withSession { s -> Int in
+                try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                var clients = 0
+                for _ in 0..<25 {
+                    clients = Int(try s.execute("SELECT VARIABLE_VALUE AS v FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS'")
+                        .first?.decode("v", as: String.self) ?? "0") ?? 0
+                    if clients > 0 { break }
+                    Thread.sleep(forTimeInterval: 0.2)
+                }
+                if clients == 0 { try s.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF") }
+                return clients
+            }
+        }
+        guard semiSyncClients > 0 else {
+            let now = await status(of: admin(node))
+            throw MariaDBError(kind: .other, message: "\(node.host):\(node.port) did not connect to \(primary.host):\(primary.port) as a semi-sync replica within 5 s (\(now.description)); the primary stays asynchronous (it would block every commit)")
         }
         logger.notice("attached as a replica", metadata: ["node": "\(node.host):\(node.port)", "primary": "\(primary.host):\(primary.port)"])
     }
@@ -273,4 +316,11 @@ public struct MariaDBOperations: Sendable {
     static func quoted(_ value: String) -> String {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
     }
+}
+
+/// Set once a promotion passed the point where replication is stopped (there is no going back from there).
+private final class PassedFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var passed: Bool { flag.load(ordering: .relaxed) }
+    func pass() { flag.store(true, ordering: .relaxed) }
 }

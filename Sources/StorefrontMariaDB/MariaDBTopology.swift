@@ -55,6 +55,9 @@ struct MariaDBTopology: Sendable {
     /// The last time the primary answered, its commits waited for a replica with no asynchronous fallback
     /// (nil: not seen since it became the primary). Automatic promotion needs it: else it could lose writes.
     private(set) var primaryLossless: Bool?
+    /// The primary is writable and lossless with no semi-sync replica connected: every commit blocks until one
+    /// connects. Writes are refused (fast 503) meanwhile.
+    private(set) var primaryBlocked = false
 
     init(nodeCount: Int, maxLagSeconds: Int, autoPromoteAfter: Duration?) {
         self.nodeCount = nodeCount
@@ -173,6 +176,7 @@ struct MariaDBTopology: Sendable {
         generation += 1
         primaryDownSince = nil
         primaryLossless = nil
+        primaryBlocked = false
         formerPrimaries.insert(from)
         formerPrimaries.remove(next)
         for node in replicas { rotation[node] = Rotation(inRotation: false, reason: "not checked since the primary changed", lagSeconds: nil) }
@@ -209,8 +213,17 @@ struct MariaDBTopology: Sendable {
         return readWrite.filter { $0 != primary && formerPrimaries.contains($0) }.sorted()
     }
 
-    /// The primary answered: whether its commits wait for a replica with no asynchronous fallback.
-    mutating func primaryObserved(lossless: Bool) { primaryLossless = lossless }
+    /// The primary answered writable: whether its commits wait for a replica with no asynchronous fallback,
+    /// and whether one is connected to acknowledge them. Returns the new blocked state when it changed.
+    mutating func primaryObserved(lossless: Bool, semiSyncReplicas: Int) -> Bool? {
+        primaryLossless = lossless
+        let blocked = lossless && semiSyncReplicas == 0
+        defer { primaryBlocked = blocked }
+        return blocked != primaryBlocked ? blocked : nil
+    }
+
+    /// The primary answered read-only: it blocks nothing (writes fail on `read_only` and discovery runs).
+    mutating func primaryReadOnly() { primaryBlocked = false }
 
     /// The monitor probed the primary. Returns how long it has been unreachable (nil when it answered
     /// writable).

@@ -10,7 +10,7 @@ struct StorefrontCommand: AsyncParsableCommand {
         commandName: "storefront",
         abstract: "Sells products under heavy concurrency without ever overselling.",
         discussion: "Configuration comes from STOREFRONT_* environment variables and an optional KEY=VALUE file (--config).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, Sagas.self, Database.self, KafkaDev.self, Bench.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, Events.self, Sagas.self, Database.self, KafkaDev.self, Bench.self, Load.self],
         defaultSubcommand: Serve.self)
 }
 

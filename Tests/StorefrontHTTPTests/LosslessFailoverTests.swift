@@ -103,6 +103,26 @@ extension LoadDrills.MariaDBFailoverTests {
             await mariadb.monitor()
             #expect(mariadb.writesRefused == nil)
             #expect(try await client.purchase(id, key: "two-writable-1").status == .created, "writes resume once one server is writable")
+
+            // 7. The replica stops receiving: the primary would block every commit. The app server says so
+            //    (refused at once: 503, the reason in /health/ready) instead of hanging every purchase.
+            _ = try await opsReplica.withSession { try $0.execute("STOP SLAVE IO_THREAD") }
+            try await waitUntil("the primary no longer counts its replica") {
+                await mariadb.monitor()
+                return mariadb.writesRefused?.contains("waits for a replica") == true
+            }
+            let started = ContinuousClock.now
+            let blocked = try await client.purchase(id, key: "blocked-1")
+            #expect(blocked.status == .serviceUnavailable && blocked.headers[.retryAfter] != nil, "\(blocked.raw)")
+            #expect(ContinuousClock.now - started < .seconds(2), "answered at once, not after the read timeout")
+            let ready = try await client.call(.get, "/health/ready")
+            #expect(ready.raw.contains("database_writes") && ready.raw.contains("waits for a replica"), "\(ready.raw)")
+            _ = try await opsReplica.withSession { try $0.execute("START SLAVE IO_THREAD") }
+            try await waitUntil("writes accepted again") {
+                await mariadb.monitor()
+                return mariadb.writesRefused == nil
+            }
+            #expect(try await client.purchase(id, key: "blocked-1").status == .created)
         }
         await storefront.shutdown()
         for connection in [app, probe, opsReplica] { await connection.close() }

@@ -89,7 +89,7 @@ struct MariaDBTopologyTests {
     /// saw — even one still connected to a live primary, or the dead former primary after one failover.)
     @Test func promotionNeedsASecondVantagePointAndTheMostAdvancedReplica() {
         var t = topology()
-        t.primaryObserved(lossless: true)
+        _ = t.primaryObserved(lossless: true, semiSyncReplicas: 1)
         let primaryDown = view(0, reachable: false, replicating: false)
         #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-100"), view(2, gtid: "0-1-120")]) == .promote(2), "the most advanced")
         #expect(t.promotionDecision([primaryDown, view(1, gtid: "0-1-120"), view(2, gtid: "0-1-120")]) == .promote(1), "ties: the lowest index")
@@ -113,7 +113,7 @@ struct MariaDBTopologyTests {
         _ = after.beginDiscovery(at: t0)
         _ = after.discovered(writable: [1])
         #expect(after.primary == 1)
-        after.primaryObserved(lossless: true)
+        _ = after.primaryObserved(lossless: true, semiSyncReplicas: 1)
         #expect(after.promotionDecision([view(0, gtid: "0-1-150"), view(1, reachable: false, replicating: false), view(2, gtid: "0-1-140")])
             == .promote(0))
         #expect(MariaDBTopology.gtidTotal("0-1-120,1-2-7") == 127 && MariaDBTopology.gtidTotal("") == 0)
@@ -126,11 +126,20 @@ struct MariaDBTopologyTests {
         let views = [view(0, reachable: false, replicating: false), view(1), view(2)]
         guard case .refuse(let never) = t.promotionDecision(views) else { Issue.record("promoted a primary never seen"); return }
         #expect(never.contains("never saw"))
-        t.primaryObserved(lossless: false)
+        _ = t.primaryObserved(lossless: false, semiSyncReplicas: 0)
         guard case .refuse(let lossy) = t.promotionDecision(views) else { Issue.record("promoted away from an asynchronous primary"); return }
         #expect(lossy.contains("semi-sync"))
-        t.primaryObserved(lossless: true)
+        _ = t.primaryObserved(lossless: true, semiSyncReplicas: 1)
         #expect(t.promotionDecision(views) == .promote(1))
+        // A lossless primary with no replica connected blocks every commit: writes are refused, and
+        // accepted again when a replica connects.
+        #expect(t.primaryObserved(lossless: true, semiSyncReplicas: 0) == true)
+        #expect(t.primaryBlocked)
+        #expect(t.primaryObserved(lossless: true, semiSyncReplicas: 0) == nil, "reported once")
+        #expect(t.primaryObserved(lossless: true, semiSyncReplicas: 1) == false)
+        #expect(!t.primaryBlocked)
+        #expect(t.primaryObserved(lossless: false, semiSyncReplicas: 0) == nil, "an asynchronous primary blocks nothing")
+        _ = t.primaryObserved(lossless: true, semiSyncReplicas: 1)
         // A new primary is not trusted until seen.
         _ = t.beginDiscovery(at: t0)
         _ = t.discovered(writable: [1])

@@ -107,6 +107,13 @@ public final class CatalogService: Sendable {
         return .milliseconds(Int64((Double(settings.ttl.components.seconds) * 1000 + Double(settings.ttl.components.attoseconds) / 1e15) * factor))
     }
 
+    /// `GET /admin/products/{id}`: the product as the primary has it now (stock and reservations included),
+    /// never from the cache — what an operator or a load test's invariant check must see.
+    public func productOnPrimary(id: Int64) async throws -> Product {
+        guard let product = try await products.product(id: id, consistency: .primary) else { throw StorefrontError.productNotFound(id) }
+        return product
+    }
+
     /// `GET /products?limit&after`: pages read from the replica.
     public func list(after: Int64?, limit: Int) async throws -> ProductPage {
         guard limit >= 1, limit <= settings.maxPageSize else {

@@ -19,6 +19,9 @@ struct AdminController {
             let product = try await catalog.create(body.model)
             return try jsonResponse(ProductDTO(product), status: .created, headers: [.location: "/products/\(product.id)"])
         }
+        admin.get("/products/:id") { _, context in
+            try jsonResponse(AdminProductDTO(try await catalog.productOnPrimary(id: try context.positiveID())))
+        }
         admin.put("/products/:id") { request, context in
             let id = try context.positiveID()
             let body = try await request.decodeJSON(as: ProductUpdateBody.self, limit: maxBodyBytes, context: context)

@@ -1,0 +1,224 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Where the load goes: `http://host:port` or `https://host:port` (an embedded server, one app server, nginx).
+public struct LoadTarget: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var tls: Bool
+    /// TLS: the CA that signs the server's certificate (nil: the system's), or no verification at all.
+    public var caFile: String?
+    public var insecure: Bool
+
+    public init(url: String, caFile: String? = nil, insecure: Bool = false) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else { throw LoadError("--url must be http://host:port or https://host:port, not \(url)") }
+        self.host = host
+        tls = scheme == "https"
+        port = components.port ?? (tls ? 443 : 80)
+        self.caFile = caFile
+        self.insecure = insecure
+    }
+
+    public var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+}
+
+public struct LoadError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One HTTP answer, reduced to what the load generator looks at.
+struct HTTPReply: Sendable {
+    var status: Int
+    var body: ByteBuffer
+    var retryAfter: String?
+    var keepAlive: Bool
+
+    /// `error.code` of the API's error shape, when there is one.
+    var errorCode: String? {
+        guard status >= 400, let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+              let error = object["error"] as? [String: Any] else { return nil }
+        return error["code"] as? String
+    }
+
+    var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] }
+}
+
+/// Collects one response at a time (one request in flight per connection: HTTP/1.1 keep-alive, no pipelining).
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private var pending: EventLoopPromise<HTTPReply>?
+    private var head: HTTPResponseHead?
+    private var body: ByteBuffer?
+
+    func expect(_ promise: EventLoopPromise<HTTPReply>) {
+        precondition(pending == nil, "one request at a time per connection")
+        pending = promise
+    }
+
+    func fail(_ error: any Error) {
+        let promise = pending
+        pending = nil
+        promise?.fail(error)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = nil
+        case .body(var part):
+            if body == nil { body = part } else { body!.writeBuffer(&part) }
+        case .end:
+            guard let head else { return }
+            let reply = HTTPReply(status: Int(head.status.code), body: body ?? ByteBuffer(),
+                                  retryAfter: head.headers.first(name: "retry-after"), keepAlive: head.isKeepAlive)
+            self.head = nil
+            body = nil
+            let promise = pending
+            pending = nil
+            promise?.succeed(reply)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection (TLS when the target says so) on SwiftNIO.
+final class LoadConnection: Sendable {
+    private let channel: any Channel
+    private let collector: NIOLoopBoundBox<ResponseCollector?>
+    private let hostHeader: String
+
+    private init(channel: any Channel, collector: NIOLoopBoundBox<ResponseCollector?>, hostHeader: String) {
+        self.channel = channel
+        self.collector = collector
+        self.hostHeader = hostHeader
+    }
+
+    static func connect(to target: LoadTarget, tls: NIOSSLContext?, group: any EventLoopGroup, timeout: Duration = .seconds(5)) async throws -> LoadConnection {
+        let eventLoop = group.next()
+        let collector = NIOLoopBoundBox.makeEmptyBox(valueType: ResponseCollector.self, eventLoop: eventLoop)
+        let isIP = target.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
+        let channel = try await ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : target.host))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    let handler = ResponseCollector()
+                    collector.value = handler
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: target.host, port: target.port).get()
+        return LoadConnection(channel: channel, collector: collector, hostHeader: "\(target.host):\(target.port)")
+    }
+
+    static func tlsContext(for target: LoadTarget) throws -> NIOSSLContext? {
+        guard target.tls else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if target.insecure {
+            configuration.certificateVerification = .none
+        } else {
+            if let ca = target.caFile { configuration.trustRoots = .file(ca) }
+            // A certificate for an IP address is checked against the CA, not against a host name (SNI forbids IPs).
+            if target.host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) { configuration.certificateVerification = .noHostnameVerification }
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    func send(_ method: HTTPMethod, _ path: String, headers extra: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPReply {
+        let promise = channel.eventLoop.makePromise(of: HTTPReply.self)
+        let channel = self.channel
+        let collector = self.collector
+        let host = hostHeader
+        channel.eventLoop.execute {
+            collector.value!.expect(promise)
+            var headers = HTTPHeaders([("Host", host), ("User-Agent", "storefront-load")])
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            if let body {
+                headers.add(name: "Content-Type", value: "application/json")
+                headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+            }
+            channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)), promise: nil)
+            if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in collector.value?.fail(error) }
+        }
+        let reply = try await promise.futureResult.get()
+        if !reply.keepAlive { channel.close(promise: nil) }
+        return reply
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// A handful of connections for setup and checks (products created, invariants read), one request each at a time.
+final class LoadAdminClient: Sendable {
+    let target: LoadTarget
+    let token: String?
+    private let tls: NIOSSLContext?
+    private let group: any EventLoopGroup
+
+    init(target: LoadTarget, token: String?, group: any EventLoopGroup) throws {
+        self.target = target
+        self.token = token
+        self.group = group
+        tls = try LoadConnection.tlsContext(for: target)
+    }
+
+    /// One request on a connection of its own (setup is not what is measured).
+    func call(_ method: HTTPMethod, _ path: String, json: String? = nil, headers: [(String, String)] = [], admin: Bool = false) async throws -> HTTPReply {
+        let connection = try await LoadConnection.connect(to: target, tls: tls, group: group)
+        defer { Task { await connection.close() } }
+        var all = headers
+        if admin {
+            guard let token else { throw LoadError("this scenario needs the admin token: --admin-token or STOREFRONT_ADMIN_TOKEN") }
+            all.append(("Authorization", "Bearer \(token)"))
+        }
+        return try await connection.send(method, path, headers: all, body: json.map { ByteBuffer(string: $0) })
+    }
+
+    /// `body` on `count` connections of its own, in parallel, over `items`.
+    func parallel<T: Sendable, R: Sendable>(_ items: [T], connections count: Int, _ body: @escaping @Sendable (LoadConnection, T) async throws -> R) async throws -> [R] {
+        let queue = WorkQueue(items.enumerated().map { $0 })
+        return try await withThrowingTaskGroup(of: [(Int, R)].self) { group in
+            for _ in 0..<max(1, min(count, items.count)) {
+                group.addTask {
+                    var connection = try await LoadConnection.connect(to: self.target, tls: self.tls, group: self.group)
+                    var results: [(Int, R)] = []
+                    while let (index, item) = queue.next() {
+                        if !connection.isActive { connection = try await LoadConnection.connect(to: self.target, tls: self.tls, group: self.group) }
+                        results.append((index, try await body(connection, item)))
+                    }
+                    await connection.close()
+                    return results
+                }
+            }
+            var all = [R?](repeating: nil, count: items.count)
+            for try await part in group { for (index, result) in part { all[index] = result } }
+            return all.map { $0! }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import DequeModule
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One request a scenario wants sent.
+struct LoadRequest: Sendable {
+    enum Kind: String, Sendable, CaseIterable {
+        case viewHit = "view-hit"
+        case viewMiss = "view-miss"
+        case purchase
+    }
+
+    var kind: Kind
+    var path: String
+    /// POST /purchase: the product, quantity and Idempotency-Key.
+    var purchase: (product: Int64, qty: Int64, key: String)?
+}
+
+/// 0, 1, 2, … to whoever asks, from any task.
+final class Tickets: Sendable {
+    private let counter = Atomic<Int>(0)
+    func next() -> Int { counter.add(1, ordering: .relaxed).oldValue }
+}
+
+/// A queue of work shared by consumers that each take the next item (setup, checks).
+final class WorkQueue<T: Sendable>: Sendable {
+    private let items: Mutex<Deque<T>>
+    init(_ items: [T]) { self.items = Mutex(Deque(items)) }
+    func next() -> T? { items.withLock { $0.popFirst() } }
+}
+
+/// The open-loop queue: the scheduler puts each request in at its intended time; a connection that is free
+/// takes the oldest. When every connection is busy requests wait here, and their latency counts the wait —
+/// measured from the intended send time, so a slow server cannot hide its slowness by slowing the client
+/// down (coordinated omission).
+final class JobQueue: Sendable {
+    struct Job: Sendable {
+        var index: Int
+        var intended: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var jobs: Deque<Job> = []
+        var waiters: Deque<CheckedContinuation<Job?, Never>> = []
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func push(_ job: Job) {
+        let waiter = state.withLock { state -> CheckedContinuation<Job?, Never>? in
+            if let waiter = state.waiters.popFirst() { return waiter }
+            state.jobs.append(job)
+            return nil
+        }
+        waiter?.resume(returning: job)
+    }
+
+    func finish() {
+        let waiters = state.withLock { state -> Deque<CheckedContinuation<Job?, Never>> in
+            state.finished = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
+    }
+
+    func pop() async -> Job? {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Job?? in
+                if let job = state.jobs.popFirst() { return .some(job) }
+                if state.finished { return .some(nil) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    var backlog: Int { state.withLock { $0.jobs.count } }
+}
+
+/// What the runner measured: latency histograms (µs) per class of answer, answers by status, a timeline.
+final class LoadRecorder: Sendable {
+    struct Summary: Sendable {
+        var count: UInt64
+        var p50, p90, p99, p999, max: Double  // ms
+        var mean: Double
+    }
+
+    private struct State {
+        var histograms: [String: Histogram<UInt64>] = [:]
+        var statuses: [String: Int] = [:]
+        /// Completions per second since the start, by class.
+        var timeline: [String: [Int]] = [:]
+    }
+
+    private let state = Mutex(State())
+    let start: ContinuousClock.Instant
+    let measureFrom: ContinuousClock.Instant
+
+    init(start: ContinuousClock.Instant, warmup: Duration) {
+        self.start = start
+        measureFrom = start + warmup
+    }
+
+    /// `latency` from the intended send time; `status` a number or a transport error's name.
+    func record(class name: String, status: String, latency: Duration, intended: ContinuousClock.Instant, done: ContinuousClock.Instant) {
+        let micros = UInt64(max(1, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000))
+        let second = Int((done - start).components.seconds)
+        state.withLock { state in
+            state.timeline[name, default: []].growTo(second + 1)
+            state.timeline[name]![second] += 1
+            guard intended >= measureFrom else { return }
+            if state.histograms[name] == nil { state.histograms[name] = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three) }
+            _ = state.histograms[name]!.record(micros)
+            state.statuses["\(name) \(status)", default: 0] += 1
+        }
+    }
+
+    var summaries: [String: Summary] {
+        state.withLock { state in
+            state.histograms.mapValues { h in
+                Summary(count: h.totalCount, p50: Double(h.valueAtPercentile(50)) / 1000, p90: Double(h.valueAtPercentile(90)) / 1000,
+                        p99: Double(h.valueAtPercentile(99)) / 1000, p999: Double(h.valueAtPercentile(99.9)) / 1000,
+                        max: Double(h.max) / 1000, mean: h.mean / 1000)
+            }
+        }
+    }
+
+    var statuses: [String: Int] { state.withLock { $0.statuses } }
+    var timeline: [String: [Int]] { state.withLock { $0.timeline } }
+    var completed: Int { state.withLock { $0.timeline.values.reduce(0) { $0 + $1.reduce(0, +) } } }
+}
+
+extension Array where Element == Int {
+    fileprivate mutating func growTo(_ count: Int) {
+        if self.count < count { append(contentsOf: repeatElement(0, count: count - self.count)) }
+    }
+}
+
+/// How the load is offered.
+public enum LoadModel: Sendable, Equatable {
+    /// Constant arrival rate (requests/s), sent on schedule whether or not earlier ones returned.
+    case open(rate: Double)
+    /// `clients` each send a request as soon as their previous one returned.
+    case closed(clients: Int)
+}
+
+/// Sends a scenario's requests to the target and records every answer.
+struct LoadRunner: Sendable {
+    let target: LoadTarget
+    let model: LoadModel
+    let connections: Int
+    let duration: Duration
+    let warmup: Duration
+    let progress: (@Sendable (String) -> Void)?
+
+    /// Runs `request(i)` for i = 0, 1, …; `answered` sees every purchase's answer (for the invariant checks).
+    func run(_ request: @escaping @Sendable (Int) -> LoadRequest,
+             answered: @escaping @Sendable (LoadRequest, HTTPReply?) -> Void) async throws -> LoadRecorder {
+        let eventLoops = MultiThreadedEventLoopGroup.singleton
+        let tls = try LoadConnection.tlsContext(for: target)
+        let start = ContinuousClock.now + .milliseconds(200)
+        let recorder = LoadRecorder(start: start, warmup: warmup)
+        let end = start + warmup + duration
+        let queue = JobQueue()
+        let sent = Tickets()
+        let clients: Int
+        switch model {
+        case .open: clients = connections
+        case .closed(let n): clients = n
+        }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if case .open(let rate) = model {
+                group.addTask {
+                    let interval = Duration.nanoseconds(Int64(1e9 / rate))
+                    var next = 0
+                    while true {
+                        let now = ContinuousClock.now
+                        while start + interval * next <= now {
+                            let intended = start + interval * next
+                            guard intended < end else { queue.finish(); return }
+                            queue.push(.init(index: next, intended: intended))
+                            next += 1
+                        }
+                        try await Task.sleep(until: start + interval * next, tolerance: .microseconds(200))
+                    }
+                }
+            }
+            for _ in 0..<clients {
+                group.addTask {
+                    var connection: LoadConnection?
+                    while true {
+                        let job: JobQueue.Job
+                        switch model {
+                        case .open:
+                            guard let next = await queue.pop() else { await connection?.close(); return }
+                            job = next
+                        case .closed:
+                            let now = ContinuousClock.now
+                            if now < start { try await Task.sleep(until: start, tolerance: .milliseconds(1)) }
+                            guard ContinuousClock.now < end else { await connection?.close(); return }
+                            job = .init(index: sent.next(), intended: .now)
+                        }
+                        let request = request(job.index)
+                        var reply: HTTPReply?
+                        var failure = "io_error"
+                        do {
+                            if connection == nil || connection?.isActive == false {
+                                connection = try await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
+                            }
+                            if let purchase = request.purchase {
+                                reply = try await connection!.send(.POST, request.path, headers: [("Idempotency-Key", purchase.key)],
+                                                                   body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
+                            } else {
+                                reply = try await connection!.send(.GET, request.path)
+                            }
+                        } catch {
+                            failure = "\(error)".contains("connect") ? "connect_error" : "io_error"
+                            await connection?.close()
+                            connection = nil
+                        }
+                        let done = ContinuousClock.now
+                        let status = reply.map { "\($0.status)" + ($0.errorCode.map { " \($0)" } ?? "") } ?? failure
+                        recorder.record(class: Self.answerClass(request, reply), status: status, latency: done - job.intended, intended: job.intended, done: done)
+                        if request.purchase != nil { answered(request, reply) }
+                    }
+                }
+            }
+            if let progress {
+                group.addTask {
+                    var last = 0
+                    while ContinuousClock.now < end {
+                        try await Task.sleep(for: .seconds(1))
+                        let completed = recorder.completed
+                        let errors = recorder.statuses.filter { $0.key.contains("error") || $0.key.contains(" 5") }.values.reduce(0, +)
+                        let elapsed = ContinuousClock.now - start
+                        progress(String(format: "  %5.1f s  %6d req/s  %7d done  %6d waiting to be sent  %5d errors", Double(elapsed.components.seconds),
+                                        completed - last, completed, queue.backlog, errors))
+                        last = completed
+                    }
+                }
+            }
+            try await group.next()  // the scheduler (open) or a client (closed) finishing first is fine
+            try await group.waitForAll()
+        }
+        return recorder
+    }
+
+    /// Views by kind; purchases split by answer: `purchase` (2xx), `rejected` (4xx: sold out, busy, declined),
+    /// `failed` (5xx, no answer) — the seed gives purchases and rejections different latency targets.
+    static func answerClass(_ request: LoadRequest, _ reply: HTTPReply?) -> String {
+        guard request.kind == .purchase else { return request.kind.rawValue }
+        guard let reply else { return "failed" }
+        switch reply.status {
+        case 200..<300: return "purchase"
+        case 400..<500: return "rejected"
+        default: return "failed"
+        }
+    }
+}
