@@ -27,6 +27,11 @@ public struct LoadTarget: Sendable, CustomStringConvertible {
     public var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 }
 
+/// No answer within the request timeout.
+struct LoadTimeout: Error, CustomStringConvertible {
+    var description: String { "timeout" }
+}
+
 public struct LoadError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -147,13 +152,21 @@ final class LoadConnection: Sendable {
 
     var isActive: Bool { channel.isActive }
 
-    func send(_ method: HTTPMethod, _ path: String, headers extra: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPReply {
+    /// One request; the answer, or an error when the connection fails or no answer comes within `timeout`
+    /// (`LoadTimeout`; the connection is closed then — a frozen server must not hang the run).
+    func send(_ method: HTTPMethod, _ path: String, headers extra: [(String, String)] = [], body: ByteBuffer? = nil,
+              timeout: Duration = .seconds(30)) async throws -> HTTPReply {
         let promise = channel.eventLoop.makePromise(of: HTTPReply.self)
         let channel = self.channel
         let collector = self.collector
         let host = hostHeader
         channel.eventLoop.execute {
             collector.value!.expect(promise)
+            let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+                collector.value?.fail(LoadTimeout())
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
             var headers = HTTPHeaders([("Host", host), ("User-Agent", "storefront-load")])
             for (name, value) in extra { headers.add(name: name, value: value) }
             if let body {
@@ -165,7 +178,9 @@ final class LoadConnection: Sendable {
             channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in collector.value?.fail(error) }
         }
         let reply = try await promise.futureResult.get()
-        if !reply.keepAlive { channel.close(promise: nil) }
+        // `Connection: close` (nginx says it every keepalive_requests): closed before the next request, so
+        // that one goes out on a new connection instead of failing on this one.
+        if !reply.keepAlive { try? await channel.close() }
         return reply
     }
 
@@ -178,8 +193,8 @@ final class LoadConnection: Sendable {
 final class LoadAdminClient: Sendable {
     let target: LoadTarget
     let token: String?
-    private let tls: NIOSSLContext?
-    private let group: any EventLoopGroup
+    let tls: NIOSSLContext?
+    let group: any EventLoopGroup
 
     init(target: LoadTarget, token: String?, group: any EventLoopGroup) throws {
         self.target = target
@@ -208,9 +223,17 @@ final class LoadAdminClient: Sendable {
                 group.addTask {
                     var connection = try await LoadConnection.connect(to: self.target, tls: self.tls, group: self.group)
                     var results: [(Int, R)] = []
-                    while let (index, item) = queue.next() {
-                        if !connection.isActive { connection = try await LoadConnection.connect(to: self.target, tls: self.tls, group: self.group) }
-                        results.append((index, try await body(connection, item)))
+                    do {
+                        while let (index, item) = queue.next() {
+                            if !connection.isActive {
+                                await connection.close()
+                                connection = try await LoadConnection.connect(to: self.target, tls: self.tls, group: self.group)
+                            }
+                            results.append((index, try await body(connection, item)))
+                        }
+                    } catch {
+                        await connection.close()
+                        throw error
                     }
                     await connection.close()
                     return results

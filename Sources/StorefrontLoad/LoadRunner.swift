@@ -45,43 +45,61 @@ final class JobQueue: Sendable {
 
     private struct State {
         var jobs: Deque<Job> = []
-        var waiters: Deque<CheckedContinuation<Job?, Never>> = []
+        var waiters: Deque<(id: Int, continuation: CheckedContinuation<Job?, Never>)> = []
         var finished = false
+        var nextWaiter = 0
+        var maxBacklog = 0
     }
 
     private let state = Mutex(State())
 
     func push(_ job: Job) {
         let waiter = state.withLock { state -> CheckedContinuation<Job?, Never>? in
-            if let waiter = state.waiters.popFirst() { return waiter }
+            if let waiter = state.waiters.popFirst() { return waiter.continuation }
             state.jobs.append(job)
+            state.maxBacklog = max(state.maxBacklog, state.jobs.count)
             return nil
         }
         waiter?.resume(returning: job)
     }
 
     func finish() {
-        let waiters = state.withLock { state -> Deque<CheckedContinuation<Job?, Never>> in
+        let waiters = state.withLock { state -> [CheckedContinuation<Job?, Never>] in
             state.finished = true
             defer { state.waiters = [] }
-            return state.waiters
+            return state.waiters.map(\.continuation)
         }
         for waiter in waiters { waiter.resume(returning: nil) }
     }
 
+    /// The oldest job; nil once finished and empty, or when the task is cancelled.
     func pop() async -> Job? {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Job?? in
-                if let job = state.jobs.popFirst() { return .some(job) }
-                if state.finished { return .some(nil) }
-                state.waiters.append(continuation)
-                return nil
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Job?? in
+                    if let job = state.jobs.popFirst() { return .some(job) }
+                    if state.finished || Task.isCancelled { return .some(nil) }
+                    state.waiters.append((id, continuation))
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Job?, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: nil)
         }
     }
 
     var backlog: Int { state.withLock { $0.jobs.count } }
+    /// The most requests ever waiting for a free connection.
+    var maxBacklog: Int { state.withLock { $0.maxBacklog } }
 }
 
 /// What the runner measured: latency histograms (µs) per class of answer, answers by status, a timeline.
@@ -97,6 +115,8 @@ final class LoadRecorder: Sendable {
         var statuses: [String: Int] = [:]
         /// Completions per second since the start, by class.
         var timeline: [String: [Int]] = [:]
+        var lastMeasured: ContinuousClock.Instant?
+        var maxBacklog = 0
     }
 
     private let state = Mutex(State())
@@ -110,12 +130,13 @@ final class LoadRecorder: Sendable {
 
     /// `latency` from the intended send time; `status` a number or a transport error's name.
     func record(class name: String, status: String, latency: Duration, intended: ContinuousClock.Instant, done: ContinuousClock.Instant) {
-        let micros = UInt64(max(1, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000))
+        let micros = UInt64(min(max(1, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000), 600_000_000))
         let second = Int((done - start).components.seconds)
         state.withLock { state in
             state.timeline[name, default: []].growTo(second + 1)
             state.timeline[name]![second] += 1
             guard intended >= measureFrom else { return }
+            state.lastMeasured = max(state.lastMeasured ?? done, done)
             if state.histograms[name] == nil { state.histograms[name] = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three) }
             _ = state.histograms[name]!.record(micros)
             state.statuses["\(name) \(status)", default: 0] += 1
@@ -133,6 +154,14 @@ final class LoadRecorder: Sendable {
     }
 
     var statuses: [String: Int] { state.withLock { $0.statuses } }
+    /// The most requests that waited for a free connection at once (open loop).
+    var maxBacklog: Int {
+        get { state.withLock { $0.maxBacklog } }
+    }
+    func noteBacklog(_ value: Int) { state.withLock { $0.maxBacklog = value } }
+
+    /// When the last measured request completed (the backlog drained).
+    var lastMeasured: ContinuousClock.Instant? { state.withLock { $0.lastMeasured } }
     var timeline: [String: [Int]] { state.withLock { $0.timeline } }
     var completed: Int { state.withLock { $0.timeline.values.reduce(0) { $0 + $1.reduce(0, +) } } }
 }
@@ -179,13 +208,14 @@ struct LoadRunner: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if case .open(let rate) = model {
                 group.addTask {
+                    defer { queue.finish() }
                     let interval = Duration.nanoseconds(Int64(1e9 / rate))
                     var next = 0
                     while true {
                         let now = ContinuousClock.now
                         while start + interval * next <= now {
                             let intended = start + interval * next
-                            guard intended < end else { queue.finish(); return }
+                            guard intended < end else { return }
                             queue.push(.init(index: next, intended: intended))
                             next += 1
                         }
@@ -195,7 +225,8 @@ struct LoadRunner: Sendable {
             }
             for _ in 0..<clients {
                 group.addTask {
-                    var connection: LoadConnection?
+                    // Connected before the start: handshakes are not what is measured.
+                    var connection = try? await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
                     while true {
                         let job: JobQueue.Job
                         switch model {
@@ -211,20 +242,30 @@ struct LoadRunner: Sendable {
                         let request = request(job.index)
                         var reply: HTTPReply?
                         var failure = "io_error"
-                        do {
-                            if connection == nil || connection?.isActive == false {
-                                connection = try await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
+                        // A request that fails on a reused connection (closed by the server while idle) is sent
+                        // once more on a new one; its latency still counts from its intended time.
+                        for attempt in 1...2 where reply == nil {
+                            let reused = connection?.isActive == true
+                            do {
+                                if !reused {
+                                    await connection?.close()
+                                    connection = try await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
+                                }
+                                if let purchase = request.purchase {
+                                    reply = try await connection!.send(.POST, request.path, headers: [("Idempotency-Key", purchase.key)],
+                                                                       body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
+                                } else {
+                                    reply = try await connection!.send(.GET, request.path)
+                                }
+                            } catch {
+                                failure = error is LoadTimeout ? "timeout" : (reused ? "io_error" : "connect_error")
+                                await connection?.close()
+                                connection = nil
+                                if error is LoadTimeout || !reused || attempt == 2 {
+                                    if !reused, case .closed = model { try await Task.sleep(for: .milliseconds(100)) }  // refused: no tight loop
+                                    break
+                                }
                             }
-                            if let purchase = request.purchase {
-                                reply = try await connection!.send(.POST, request.path, headers: [("Idempotency-Key", purchase.key)],
-                                                                   body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
-                            } else {
-                                reply = try await connection!.send(.GET, request.path)
-                            }
-                        } catch {
-                            failure = "\(error)".contains("connect") ? "connect_error" : "io_error"
-                            await connection?.close()
-                            connection = nil
                         }
                         let done = ContinuousClock.now
                         let status = reply.map { "\($0.status)" + ($0.errorCode.map { " \($0)" } ?? "") } ?? failure
@@ -250,18 +291,18 @@ struct LoadRunner: Sendable {
             try await group.next()  // the scheduler (open) or a client (closed) finishing first is fine
             try await group.waitForAll()
         }
+        recorder.noteBacklog(queue.maxBacklog)
         return recorder
     }
 
     /// Views by kind; purchases split by answer: `purchase` (2xx), `rejected` (4xx: sold out, busy, declined),
     /// `failed` (5xx, no answer) — the seed gives purchases and rejections different latency targets.
+    /// Errors and rate limiting never mix with answers: a refused connection answered in 0.1 ms must not make
+    /// a view's p50 look good.
     static func answerClass(_ request: LoadRequest, _ reply: HTTPReply?) -> String {
+        guard let reply, reply.status < 500 else { return request.kind == .purchase ? "failed" : "\(request.kind.rawValue) failed" }
+        if reply.status == 429 { return request.kind == .purchase ? "rate-limited" : "\(request.kind.rawValue) rate-limited" }
         guard request.kind == .purchase else { return request.kind.rawValue }
-        guard let reply else { return "failed" }
-        switch reply.status {
-        case 200..<300: return "purchase"
-        case 400..<500: return "rejected"
-        default: return "failed"
-        }
+        return reply.status < 300 ? "purchase" : "rejected"
     }
 }

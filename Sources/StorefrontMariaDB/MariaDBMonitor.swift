@@ -78,10 +78,11 @@ final class MariaDBMonitor: Sendable {
     /// Acts on one look at every server; returns those that can acknowledge writes.
     ///
     /// More than one: writes are refused everywhere (503 + Retry-After) rather than sent to a guess, with an
-    /// error log and `storefront_db_split_brain_total`. A former primary of this server with `read_only` off
-    /// next to the primary is stale (it froze or was cut off while a replica was promoted): fenced, with the
-    /// operations account. One whose commits wait for a replica it no longer has cannot be fenced (`read_only`
-    /// waits for those commits) — nor can it acknowledge anything: logged once, with what to do.
+    /// error log and `storefront_db_split_brain_total`. A server with `read_only` off that cannot acknowledge
+    /// writes (lossless, no replica) next to exactly one that can is stale (it froze or was cut off while its
+    /// replica was promoted): fenced, with the operations account. One whose commits wait for a replica it no
+    /// longer has cannot be fenced (`read_only` waits for those commits) — nor can it acknowledge anything:
+    /// logged once, with what to do.
     func observed(_ probes: [MariaDBNode.Probe?]) async -> [Int] {
         let acknowledging = probes.indices.filter { probes[$0]?.acknowledgesWrites == true }
         let readWrite = probes.indices.filter { probes[$0]?.writable == true }
@@ -92,18 +93,18 @@ final class MariaDBMonitor: Sendable {
         case .conflict(let all, let started):
             if started {
                 splitBrains.increment()
-                logger.error("more than one writable database server: refusing every write until one remains (a former primary of this server is fenced; otherwise fence the stale one: storefront db fence host:port)",
+                logger.error("more than one writable database server can acknowledge writes: refusing every write until one remains (fence the stale one: storefront db fence host:port)",
                              metadata: ["writable": "\(all.map { nodes[$0].endpoint })", "primary": "\(nodes[topology.snapshot.primary].endpoint)"])
             }
         }
-        let stale = topology.snapshot.staleFormerPrimaries(readWrite: readWrite)
-        if !stale.isEmpty { await fence(stale) }
+        let stale = topology.snapshot.staleServers(readWrite: readWrite, acknowledging: acknowledging)
+        if !stale.isEmpty, let current = acknowledging.first { await fence(stale, keeping: current) }
         return acknowledging
     }
 
     private let unfenceable = Mutex<Set<Int>>([])
 
-    private func fence(_ stale: [Int]) async {
+    private func fence(_ stale: [Int], keeping current: Int) async {
         guard let admin = settings.admin else {
             if unfenceable.withLock({ $0.insert(-1).inserted }) {
                 logger.error("a former primary is writable again; fence it (storefront db fence host:port), or set STOREFRONT_DATABASE_ADMIN_USER so that app servers fence it",
@@ -117,10 +118,8 @@ final class MariaDBMonitor: Sendable {
             // writable. A planned switchover fences the old primary before it makes the new one writable, so
             // two probes taken in parallel across it could make the new primary look stale — fencing it would
             // leave no writable server.
-            guard await nodes[index].probe(timeout: Self.probeTimeout)?.writable == true else { continue }
-            let primary = topology.snapshot.primary
-            guard primary != index, await nodes[primary].probe(timeout: Self.probeTimeout)?.writable == true,
-                  topology.snapshot.primary == primary else { continue }
+            guard let again = await nodes[index].probe(timeout: Self.probeTimeout), again.writable, !again.acknowledgesWrites,
+                  await nodes[current].probe(timeout: Self.probeTimeout)?.acknowledgesWrites == true else { continue }
             do {
                 try await operations.fence(operations.nodes[index], lockWait: Self.probeTimeout)
                 unfenceable.withLock { _ = $0.remove(index) }

@@ -47,9 +47,6 @@ struct MariaDBTopology: Sendable {
     private var discovering = false
     private var lastDiscovery: ContinuousClock.Instant?
     private var nextReplica = 0
-    /// Servers this engine left for a newer primary (by discovery). One of them found writable again, next to
-    /// the primary, is a stale old primary (it was frozen or cut off while a replica was promoted): fenced.
-    private(set) var formerPrimaries: Set<Int> = []
     /// The servers found writable together, while more than one is: every write is refused until one remains.
     private(set) var writableConflict: [Int]?
     /// The last time the primary answered, its commits waited for a replica with no asynchronous fallback
@@ -177,8 +174,6 @@ struct MariaDBTopology: Sendable {
         primaryDownSince = nil
         primaryLossless = nil
         primaryBlocked = false
-        formerPrimaries.insert(from)
-        formerPrimaries.remove(next)
         for node in replicas { rotation[node] = Rotation(inRotation: false, reason: "not checked since the primary changed", lagSeconds: nil) }
         return .switched(from: from, to: next)
     }
@@ -205,12 +200,14 @@ struct MariaDBTopology: Sendable {
         return .conflict(writable: writable, started: started)
     }
 
-    /// Servers with `read_only` off that this engine left for a newer primary, while that primary answers
-    /// writable: stale old primaries (frozen or cut off during a promotion), to be fenced. Anything else is
-    /// not guessed at.
-    func staleFormerPrimaries(readWrite: [Int]) -> [Int] {
-        guard readWrite.contains(primary) else { return [] }
-        return readWrite.filter { $0 != primary && formerPrimaries.contains($0) }.sorted()
+    /// Servers with `read_only` off that cannot acknowledge a write (lossless, no replica: an old primary that
+    /// froze or was cut off while its replica was promoted) next to exactly one server that can: stale, to be
+    /// fenced. Decided from what the servers say, never from this app server's history — an app server whose
+    /// own view is stale (it still points at the old primary) must not fence the new one. Two servers that can
+    /// both acknowledge writes are not guessed between.
+    func staleServers(readWrite: [Int], acknowledging: [Int]) -> [Int] {
+        guard acknowledging.count == 1 else { return [] }
+        return readWrite.filter { !acknowledging.contains($0) }.sorted()
     }
 
     /// The primary answered writable: whether its commits wait for a replica with no asynchronous fallback,
