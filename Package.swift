@@ -183,6 +183,7 @@ let package = Package(
                 "StorefrontLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -233,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorefrontSQLiteTests",
-            dependencies: ["StorefrontCore", "StorefrontSQLite", "StorefrontContracts"],
+            dependencies: ["StorefrontCore", "StorefrontSQLite", "StorefrontContracts", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,8 +5,8 @@ import StorefrontApp
 import StorefrontCore
 import Synchronization
 
-/// `storefront bench mariadb`: confirmed purchases/s through the whole saga write path (begin, reserve,
-/// order, payment, confirm: one transaction each, outbox included) vs MariaDB's own hot-row ceiling measured by
+/// `storefront bench mariadb`: confirmed purchases/s through the whole saga write path (open + reserve + order,
+/// the provider's ledger, payment + confirm: three transactions, outbox included) vs MariaDB's own hot-row ceiling measured by
 /// `mariadb-slap` on the same server in the same run.
 public struct SagaWritePathBench: Sendable {
     public var url: String
@@ -27,9 +27,9 @@ public struct SagaWritePathBench: Sendable {
         for mode in [PurchaseMode.atomic, .lock] {
             for distinct in [1, 1000] {
                 let rate = try await measure(base, mode: mode, products: distinct)
-                // A confirmed purchase is 6 write transactions: begin, reserve, order, the (simulated) provider's
-                // ledger entry, payment recorded, confirm — each with its outbox rows.
-                let transactions = rate * 6
+                // A confirmed purchase is 3 write transactions: open + reserve + order, the (simulated) provider's
+                // ledger entry, payment recorded + confirm — each with its outbox rows. (6 before issue 12.)
+                let transactions = rate * 3
                 let name = "\(mode.rawValue), \(distinct == 1 ? "1 hot product" : "\(distinct) products")"
                 print(name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%11.0f", rate)
                       + String(format: "%17.0f", transactions) + String(format: "   %.2f", transactions / slapPerSecond))

@@ -25,33 +25,29 @@ struct ProductDTO: Codable, Equatable {
 }
 
 /// `GET /admin/products/{id}`: the public shape plus the primary's bookkeeping.
-struct AdminProductDTO: Codable, Equatable {
-    var id: Int64
-    var sku: String
-    var name: String
-    var description: String
-    var priceMinor: Int64
-    var currency: String
-    var available: Int64
-    /// Units on hand, including those reserved by sagas in flight.
+struct AdminProductDTO: Encodable {
+    var product: ProductDTO
+    /// Units on hand, including those held by sagas in flight.
     var stock: Int64
+    /// Units held by sagas in flight (reserved, not yet sold or given back).
     var reserved: Int64
     var version: Int64
-    var updatedAt: String
 
-    init(_ p: Product) {
-        let public_ = ProductDTO(p)
-        id = p.id
-        sku = p.sku
-        name = p.name
-        description = p.description
-        priceMinor = p.priceMinor
-        currency = p.currency
-        available = public_.available
-        stock = p.stock
-        reserved = p.reserved
-        version = p.version
-        updatedAt = public_.updatedAt
+    init(_ read: (product: Product, held: Int64)) {
+        product = ProductDTO(read.product)
+        stock = read.product.stock + read.held
+        reserved = read.held
+        version = read.product.version
+    }
+
+    private enum CodingKeys: String, CodingKey { case stock, reserved, version }
+
+    func encode(to encoder: any Encoder) throws {
+        try product.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stock, forKey: .stock)
+        try c.encode(reserved, forKey: .reserved)
+        try c.encode(version, forKey: .version)
     }
 }
 

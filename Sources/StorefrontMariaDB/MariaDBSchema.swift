@@ -117,6 +117,18 @@ enum MariaDBSchema {
             "ALTER TABLE sagas ADD COLUMN IF NOT EXISTS needs_attention TINYINT NOT NULL DEFAULT 0",
             "CREATE INDEX IF NOT EXISTS sagas_attention ON sagas (needs_attention, created_at)",
         ]),
+        // Issue 12: a reservation takes units out of `stock` and a confirmation does not touch the product row
+        // (a hot product's row is locked once per purchase, not twice); held units are the sagas' (the index
+        // sums them). The foreign keys to products go: each took a shared lock on the product row that a
+        // reservation's exclusive lock queued behind (products are never deleted). Idempotent: re-run whole.
+        // Every app server must run this version before purchases resume (an older one would confirm by
+        // `reserved −= qty`): stop them all, migrate, start the new ones.
+        ("004_stock_excludes_held", [
+            "ALTER TABLE sagas DROP FOREIGN KEY IF EXISTS sagas_product",
+            "ALTER TABLE orders DROP FOREIGN KEY IF EXISTS orders_product",
+            "CREATE INDEX IF NOT EXISTS sagas_by_product ON sagas (product_id, state)",
+            "UPDATE products SET stock = stock - reserved, reserved = 0 WHERE reserved <> 0",
+        ]),
     ]
 
     static let bookkeeping = """

@@ -10,13 +10,14 @@ public struct SQLProductStore: ProductStore {
         self.database = database
     }
 
-    static let columns = "id, sku, name, description, price_minor, currency, stock, reserved, version, updated_at"
+    /// (`reserved` is a column of the first schema, always 0 since migration 004: held units are the sagas'.)
+    static let columns = "id, sku, name, description, price_minor, currency, stock, version, updated_at"
 
     static func product(_ row: SQLRow) throws -> Product {
         Product(
             id: try row.int("id"), sku: try row.text("sku"), name: try row.text("name"), description: try row.text("description"),
             priceMinor: try row.int("price_minor"), currency: try row.text("currency"), stock: try row.int("stock"),
-            reserved: try row.int("reserved"), version: try row.int("version"), updatedAt: try row.date("updated_at"))
+            version: try row.int("version"), updatedAt: try row.date("updated_at"))
     }
 
     static func fetch(_ s: any SQLStatements, id: Int64, lock: String = "") throws -> Product? {
@@ -25,6 +26,17 @@ public struct SQLProductStore: ProductStore {
 
     public func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
         try await database.read(consistency) { s in try Self.fetch(s, id: id) }
+    }
+
+    public func unitsHeld(productId: Int64) async throws -> Int64 {
+        try await database.read(.primary) { s in
+            try s.row(
+                """
+                SELECT COALESCE(SUM(qty), 0) AS held FROM sagas
+                WHERE product_id = ? AND state NOT IN (\(SQLSagaStore.terminalList), 'STARTED')
+                """,
+                [productId])?.int("held") ?? 0
+        }
     }
 
     public func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {

@@ -1,9 +1,10 @@
 import Foundation
 import StorefrontCore
 
-/// `SagaStore` and `OutboxStore` on the primary: every saga step is one transaction that locks the saga row,
-/// checks the expected state, performs the effect (the conditional reserve update of DESIGN §2 included),
-/// appends the timeline entry and writes the outbox events.
+/// `SagaStore` and `OutboxStore` on the primary: consecutive saga steps are one transaction that locks the saga
+/// row, checks the expected state, performs the effects (the conditional reserve update of DESIGN §2 included),
+/// appends the timeline entries and writes the outbox events. A purchase that ends confirmed is two
+/// transactions here (open + reserve + order; payment recorded + confirm) and touches its product row once.
 public struct SQLSagaStore: SagaStore, OutboxStore {
     let database: any SQLExecutor
     let topic: String
@@ -33,112 +34,174 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     /// `lease_until` for a lease of `lease` from the database's now.
     var leaseEnd: String { "\(database.dialect.nowMillis) + ?" }
 
-    public func begin(_ new: NewSaga, now: Date) async throws -> BeginResult {
-        let leaseEnd = leaseEnd
+    public func begin(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
         do {
-            return try await database.write { [topic] s in
-                try s.run(
-                    """
-                    INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, attempts,
-                        owner, epoch, lease_until, event_seq, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 'STARTED', 0, ?, 1, \(leaseEnd), 0, ?, ?)
-                    """,
-                    [new.id, new.idempotencyKey, new.productId, new.qty, new.amountMinor, new.currency, new.mode.rawValue,
-                     new.owner, Millis.of(new.lease), now, now])
-                var saga = try Self.fetchSaga(s, id: new.id)!
-                try Self.appendStep(s, saga: saga, step: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)
-                saga = try Self.appendEvents(s, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
-                return .created(saga)
-            }
+            return try await open(new, chain: chain, now: now)
+        } catch is EffectRefused {
+            // Too little stock for the reservation: open the saga alone; driving it records the refusal.
+            return try await open(new, chain: [], now: now)
         } catch let error as SQLUniqueViolation {
             guard let key = new.idempotencyKey, let existing = try await saga(idempotencyKey: key) else { throw error }
             return .existing(existing)
         }
     }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
-        let lock = database.dialect.forUpdate
+    private func open(_ new: NewSaga, chain: [SagaTransition], now: Date) async throws -> BeginResult {
         let leaseEnd = leaseEnd
         return try await database.write { [topic] s in
-            guard var saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
-                throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga")
+            try s.run(
+                """
+                INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, attempts,
+                    owner, epoch, lease_until, event_seq, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'STARTED', 0, ?, 1, \(leaseEnd), 0, ?, ?)
+                """,
+                [new.id, new.idempotencyKey, new.productId, new.qty, new.amountMinor, new.currency, new.mode.rawValue,
+                 new.owner, Millis.of(new.lease), now, now])
+            let started = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
+                               amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
+                               paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: now, failureCode: nil, lastError: nil,
+                               needsAttention: false, eventSequence: 0, createdAt: Millis.date(Millis.from(now)), updatedAt: now)
+            var work = Work(saga: started)
+            work.steps.append((.startSaga, .done, "mode \(new.mode.rawValue)"))
+            work.event(.sagaStarted, reason: nil)
+            return .created(try Self.perform(s, topic: topic, work: work, chain: chain, fence: started.fence, lease: new.lease,
+                                             leaseEnd: leaseEnd, now: now))
+        }
+    }
+
+    public func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+        guard let first = chain.first else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "empty chain of transitions") }
+        let lock = database.dialect.forUpdate
+        let leaseEnd = leaseEnd
+        do {
+            return try await database.write { [topic] s in
+                guard let saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
+                    throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga")
+                }
+                guard saga.fence == fence else { return .fenced(saga) }
+                guard saga.state == first.from else { return .stale(saga) }
+                return .applied(try Self.perform(s, topic: topic, work: Work(saga: saga), chain: chain, fence: fence, lease: lease,
+                                                 leaseEnd: leaseEnd, now: now))
             }
-            guard saga.fence == fence else { return .fenced(saga) }
-            guard saga.state == t.from else { return .stale(saga) }
+        } catch let refused as EffectRefused {
+            return .rejected(refused.saga)
+        }
+    }
+
+    /// A reservation found too little stock: the transaction is rolled back.
+    struct EffectRefused: Error {
+        var saga: Saga
+    }
+
+    /// What one transaction writes for a saga: the saga as it becomes, its timeline entries and outbox events.
+    struct Work {
+        let before: Saga
+        var saga: Saga
+        var steps: [(name: SagaStepName, status: SagaStepStatus, detail: String?)] = []
+        var events: [(type: SagaEventType, saga: Saga, reason: String?)] = []
+        /// The change to the product's stock, written last.
+        var stockDelta: Int64 = 0
+
+        init(saga: Saga) {
+            before = saga
+            self.saga = saga
+        }
+
+        mutating func event(_ type: SagaEventType, reason: String?) {
+            saga.eventSequence += 1
+            events.append((type, saga, reason))
+        }
+    }
+
+    /// Performs `chain` on `work.saga` inside the caller's transaction (the saga row is locked, or was inserted
+    /// by it). The order, timeline and outbox rows are written first and the product row last, so that a hot
+    /// product's row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's
+    /// transaction is then rolled back) when the reservation finds too little stock.
+    static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
+                        lease: Duration, leaseEnd: String, now: Date) throws -> Saga {
+        var work = initial
+        var failureCode: SagaFailureCode?
+        var lastError: String?
+        for t in chain {
+            guard work.saga.state == t.from else {
+                throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "\(t.step) does not start at \(work.saga.state.rawValue)")
+            }
             switch t.effect {
             case .none:
                 break
             case .reserveInventory:
-                let reserved = try s.run(
-                    """
-                    UPDATE products SET reserved = reserved + ?, version = version + 1, updated_at = ?
-                    WHERE id = ? AND stock - reserved >= ?
-                    """,
-                    [saga.qty, now, saga.productId, saga.qty]).rows
-                if reserved == 0 { return .rejected(saga) }
+                work.stockDelta -= work.saga.qty
             case .createOrder:
-                saga.orderId = try s.run(
+                work.saga.orderId = try s.run(
                     """
                     INSERT INTO orders (saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?)
                     """,
-                    [saga.id, saga.productId, saga.qty, saga.amountMinor, saga.currency, now, now]).lastInsertID
+                    [work.saga.id, work.saga.productId, work.saga.qty, work.saga.amountMinor, work.saga.currency, now, now]).lastInsertID
             case .recordPayment(let reference):
-                saga.paymentRef = reference
+                work.saga.paymentRef = reference
             case .confirmOrder:
-                try Self.setOrderStatus(s, saga: saga, to: .confirmed, at: now)
-                try s.run(
-                    """
-                    UPDATE products SET stock = stock - ?, reserved = reserved - ?, version = version + 1, updated_at = ?
-                    WHERE id = ?
-                    """,
-                    [saga.qty, saga.qty, now, saga.productId])
+                try setOrderStatus(s, saga: work.saga, to: .confirmed, at: now)
             case .cancelOrder:
-                try Self.setOrderStatus(s, saga: saga, to: .cancelled, at: now)
+                try setOrderStatus(s, saga: work.saga, to: .cancelled, at: now)
             case .releaseInventory:
-                try s.run("UPDATE products SET reserved = reserved - ?, version = version + 1, updated_at = ? WHERE id = ?",
-                          [saga.qty, now, saga.productId])
+                work.stockDelta += work.saga.qty
             }
-            let changed = try s.run(
-                """
-                UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd),
-                    failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
-                WHERE id = ? AND state = ? AND owner = ? AND epoch = ?
-                """,
-                [t.to.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease),
-                 t.failureCode?.rawValue, t.status == .done ? nil : t.detail, now, saga.id, t.from.rawValue, fence.owner, fence.epoch]).rows
-            guard changed == 1 else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "state changed inside transaction") }
-            saga = try Self.fetchSaga(s, id: sagaId)!
-            try Self.appendStep(s, saga: saga, step: t.step, status: t.status, detail: t.detail, at: now)
-            saga = try Self.appendEvents(s, topic: topic, saga: saga, types: t.events, reason: t.status == .done ? nil : t.detail, now: now)
-            return .applied(saga)
+            work.saga.state = t.to
+            failureCode = failureCode ?? t.failureCode
+            if t.status != .done, let detail = t.detail { lastError = detail }
+            work.steps.append((t.step, t.status, t.detail))
+            for type in t.events { work.event(type, reason: t.status == .done ? nil : t.detail) }
         }
+        let saga = work.saga
+        let changed = try s.run(
+            """
+            UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd), event_seq = ?,
+                failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
+            WHERE id = ? AND state = ? AND owner = ? AND epoch = ?
+            """,
+            [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
+             failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch]).rows
+        guard changed == 1 else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction") }
+        if !work.steps.isEmpty {
+            try s.run("INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(work.steps.count, 5))",
+                      work.steps.flatMap { step -> [any SQLBindable] in [saga.id, step.name.rawValue, step.status.rawValue, step.detail, now] })
+        }
+        if !work.events.isEmpty {
+            var values: [any SQLBindable] = []
+            for (type, snapshot, reason) in work.events {
+                let event = SagaEvent(type: type, saga: snapshot, sequence: snapshot.eventSequence, occurredAt: now, reason: reason)
+                values += [event.eventId, topic, saga.id, try event.jsonPayload(), now] as [any SQLBindable]
+            }
+            try s.run("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(work.events.count, 5))", values)
+        }
+        // Not read back (one statement less): `leaseUntil` is what was asked for, by this server's clock.
+        var written = saga
+        written.failureCode = written.failureCode ?? failureCode
+        written.lastError = lastError ?? written.lastError
+        written.leaseUntil = Millis.date(Millis.from(now) + Millis.of(lease))
+        written.updatedAt = Millis.date(Millis.from(now))
+        if work.stockDelta < 0 {
+            let taken = -work.stockDelta
+            let rows = try s.run("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
+                                 [taken, now, saga.productId, taken]).rows
+            if rows == 0 { throw EffectRefused(saga: work.before) }
+        } else if work.stockDelta > 0 {
+            try s.run("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                      [work.stockDelta, now, saga.productId])
+        }
+        return written
+    }
+
+    /// `(?, ?, …), (?, ?, …)`: `count` rows of `columns` placeholders.
+    static func rows(_ count: Int, _ columns: Int) -> String {
+        let row = "(" + SQLDialect.placeholders(columns) + ")"
+        return Array(repeating: row, count: count).joined(separator: ", ")
     }
 
     private static func setOrderStatus(_ s: any SQLStatements, saga: Saga, to status: OrderStatus, at now: Date) throws {
         guard let orderId = saga.orderId else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update") }
         try s.run("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'PENDING'", [status.rawValue, now, orderId])
-    }
-
-    private static func appendStep(_ s: any SQLStatements, saga: Saga, step: SagaStepName, status: SagaStepStatus, detail: String?,
-                                   at now: Date) throws {
-        try s.run("INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)",
-                  [saga.id, step.rawValue, status.rawValue, detail, now])
-    }
-
-    /// Writes the events to the outbox with the saga's next sequence numbers.
-    private static func appendEvents(_ s: any SQLStatements, topic: String, saga: Saga, types: [SagaEventType], reason: String?,
-                                     now: Date) throws -> Saga {
-        guard !types.isEmpty else { return saga }
-        var saga = saga
-        for type in types {
-            saga.eventSequence += 1
-            let event = SagaEvent(type: type, saga: saga, sequence: saga.eventSequence, occurredAt: now, reason: reason)
-            try s.run("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                      [event.eventId, topic, saga.id, try event.jsonPayload(), now])
-        }
-        try s.run("UPDATE sagas SET event_seq = ? WHERE id = ?", [saga.eventSequence, saga.id])
-        return saga
     }
 
     public func saga(id: UUID) async throws -> Saga? {

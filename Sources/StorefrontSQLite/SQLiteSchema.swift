@@ -93,6 +93,12 @@ enum SQLiteSchema {
             try db.execute(sql: "ALTER TABLE sagas ADD COLUMN needs_attention INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "CREATE INDEX sagas_attention ON sagas(needs_attention) WHERE needs_attention = 1")
         }
+        // Issue 12: a reservation takes units out of `stock`; a confirmation does not touch the product row. Held
+        // units are the sagas' (`reserved` stays 0).
+        migrator.registerMigration("004_stock_excludes_held") { db in
+            try db.execute(sql: "UPDATE products SET stock = stock - reserved, reserved = 0 WHERE reserved <> 0")
+            try db.execute(sql: "CREATE INDEX sagas_by_product ON sagas(product_id, state)")
+        }
         return migrator
     }
 }

@@ -1,9 +1,30 @@
 import ArgumentParser
+import Hummingbird
+import Logging
 import StorefrontBench
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks against a baseline measured in the same run.", subcommands: [RedisBench.self, MariaDBBench.self])
+        abstract: "Benchmarks against a baseline measured in the same run.", subcommands: [RedisBench.self, MariaDBBench.self, HelloBench.self])
+}
+
+/// `storefront bench hello`: a Hummingbird hello-world, the per-request ceiling `scripts/bench` measures
+/// Storefront's routes against (same framework, same build, same machine, no middleware).
+struct HelloBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hello", abstract: "Serve a Hummingbird hello-world (GET / → 13 bytes) until stopped: the per-request ceiling.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8099
+
+    func run() async throws {
+        let router = Router()
+        router.get("/") { _, _ in "Hello, world!" }
+        var logger = Logger(label: "hello")
+        logger.logLevel = .warning
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+        try await app.runService()
+    }
 }
 
 /// `storefront bench redis`: this client vs `redis-benchmark` on the same server, same concurrency.

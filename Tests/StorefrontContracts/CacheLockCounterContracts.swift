@@ -8,12 +8,12 @@ public enum ProductCacheContract {
     public static func run(_ cache: any ProductCache) async throws {
         let id = Int64.random(in: 1_000_000...9_000_000_000)
         let p = Product(id: id, sku: "c-\(id)", name: "Cached ✓", description: "ünïcode", priceMinor: 1999, currency: "USD",
-                        stock: 10, reserved: 3, version: 4, updatedAt: Date(timeIntervalSince1970: 1_760_000_000.123))
+                        stock: 10, version: 4, updatedAt: Date(timeIntervalSince1970: 1_760_000_000.123))
         #expect(try await cache.get(id: id) == .miss)
         try await cache.put(p, ttl: .seconds(60))
         guard case .hit(let back) = try await cache.get(id: id) else { Issue.record("expected a hit"); return }
         #expect(back.id == p.id && back.sku == p.sku && back.name == p.name && back.description == p.description)
-        #expect(back.priceMinor == 1999 && back.stock == 10 && back.reserved == 3 && back.version == 4)
+        #expect(back.priceMinor == 1999 && back.stock == 10 && back.version == 4)
         #expect(abs(back.updatedAt.timeIntervalSince(p.updatedAt)) < 0.001)
         try await cache.invalidate(id: id)
         #expect(try await cache.get(id: id) == .miss)

@@ -55,13 +55,24 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
         }
     }
 
-    public func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await inner.begin(saga, now: now) }
+    /// Chained steps share one transaction: their `.before` points all run before it (a fault at any of them
+    /// leaves nothing written), their `.after` points once it committed.
+    public func begin(_ saga: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
+        for t in chain where Self.hasBeforePoint(t) { try await crashed.at(.before(t.step), saga: saga.id, faults) }
+        let result = try await inner.begin(saga, then: chain, now: now)
+        if case .created(let opened) = result {
+            for t in chain where opened.state != .started { try await crashed.at(.after(t.step), saga: saga.id, faults) }
+        }
+        return result
+    }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+    public func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
         try crashed.check(sagaId)
-        if Self.hasBeforePoint(t) { try await crashed.at(.before(t.step), saga: sagaId, faults) }
-        let result = try await inner.apply(t, sagaId: sagaId, fence: fence, lease: lease, now: now)
-        if case .applied = result { try await crashed.at(.after(t.step), saga: sagaId, faults) }
+        for t in chain where Self.hasBeforePoint(t) { try await crashed.at(.before(t.step), saga: sagaId, faults) }
+        let result = try await inner.apply(chain, sagaId: sagaId, fence: fence, lease: lease, now: now)
+        if case .applied = result {
+            for t in chain { try await crashed.at(.after(t.step), saga: sagaId, faults) }
+        }
         return result
     }
 

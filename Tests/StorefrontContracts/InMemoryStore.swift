@@ -33,6 +33,12 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         state.withLock { $0.products[id] }
     }
 
+    public func unitsHeld(productId: Int64) async throws -> Int64 {
+        state.withLock { s in
+            s.sagas.values.filter { $0.productId == productId && !$0.state.isTerminal && $0.state != .started }.reduce(0) { $0 + $1.qty }
+        }
+    }
+
     public func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {
         state.withLock { s in
             let all = s.products.values.filter { $0.id > (after ?? 0) }.sorted { $0.id < $1.id }
@@ -45,7 +51,7 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
         try state.withLock { s in
             guard !s.products.values.contains(where: { $0.sku == p.sku }) else { throw StorefrontError.skuConflict(p.sku) }
             let product = Product(id: s.nextProductId, sku: p.sku, name: p.name, description: p.description, priceMinor: p.priceMinor,
-                                  currency: p.currency, stock: p.stock, reserved: 0, version: 1, updatedAt: now)
+                                  currency: p.currency, stock: p.stock, version: 1, updatedAt: now)
             s.nextProductId += 1
             s.products[product.id] = product
             return product
@@ -83,34 +89,57 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
 
     // MARK: SagaStore
 
-    public func begin(_ new: NewSaga, now: Date) async throws -> BeginResult {
-        state.withLock { s in
+    public func begin(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
+        let leaseUntil = clock.now().adding(new.lease)
+        return try state.withLock { s in
             if let key = new.idempotencyKey, let id = s.keys[key], let existing = s.sagas[id] { return .existing(existing) }
+            var work = s
             var saga = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
                             amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
-                            paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: clock.now().adding(new.lease), failureCode: nil,
+                            paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: leaseUntil, failureCode: nil,
                             lastError: nil, eventSequence: 0, createdAt: now, updatedAt: now)
-            if let key = new.idempotencyKey { s.keys[key] = saga.id }
-            s.steps[saga.id] = [SagaStep(sequence: 1, name: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)]
-            saga = Self.append(&s, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
-            s.sagas[saga.id] = saga
+            if let key = new.idempotencyKey { work.keys[key] = saga.id }
+            work.steps[saga.id] = [SagaStep(sequence: 1, name: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)]
+            saga = Self.append(&work, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
+            work.sagas[saga.id] = saga
+            // Like one transaction: a refused reservation opens the saga alone.
+            if let chained = try Self.perform(chain, on: saga, in: work, topic: topic, leaseUntil: leaseUntil, now: now) {
+                s = chained.state
+                return .created(chained.saga)
+            }
+            s = work
             return .created(saga)
         }
     }
 
-    public func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+    public func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
         let leaseUntil = clock.now().adding(lease)
         return try state.withLock { s in
-            guard var saga = s.sagas[sagaId] else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga") }
+            guard let saga = s.sagas[sagaId] else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga") }
+            guard let first = chain.first else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "empty chain") }
             guard saga.fence == fence else { return .fenced(saga) }
-            guard saga.state == t.from else { return .stale(saga) }
-            var work = s  // effects are applied to a copy and committed at the end, like a transaction
+            guard saga.state == first.from else { return .stale(saga) }
+            guard let chained = try Self.perform(chain, on: saga, in: s, topic: topic, leaseUntil: leaseUntil, now: now) else {
+                return .rejected(saga)
+            }
+            s = chained.state
+            return .applied(chained.saga)
+        }
+    }
+
+    /// The chain applied to a copy of the state (committed by the caller), or nil when a reservation is refused.
+    private static func perform(_ chain: [SagaTransition], on start: Saga, in state: State, topic: String, leaseUntil: Date,
+                                now: Date) throws -> (state: State, saga: Saga)? {
+        var work = state
+        var saga = start
+        for t in chain {
+            guard saga.state == t.from else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "chain breaks at \(t.step)") }
             switch t.effect {
             case .none:
                 break
             case .reserveInventory:
-                guard var p = work.products[saga.productId], p.stock - p.reserved >= saga.qty else { return .rejected(saga) }
-                p.reserved += saga.qty
+                guard var p = work.products[saga.productId], p.stock >= saga.qty else { return nil }
+                p.stock -= saga.qty
                 p.version += 1
                 work.products[p.id] = p
             case .createOrder:
@@ -123,22 +152,16 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
                 saga.paymentRef = reference
             case .confirmOrder, .cancelOrder:
                 guard let orderId = saga.orderId, var order = work.orders[orderId] else {
-                    throw SagaStoreInconsistency(sagaId: sagaId, detail: "no order to update")
+                    throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update")
                 }
                 if order.status == .pending {
                     order.status = t.effect == .confirmOrder ? .confirmed : .cancelled
                     order.updatedAt = now
                     work.orders[orderId] = order
                 }
-                if t.effect == .confirmOrder, var p = work.products[saga.productId] {
-                    p.stock -= saga.qty
-                    p.reserved -= saga.qty
-                    p.version += 1
-                    work.products[p.id] = p
-                }
             case .releaseInventory:
                 if var p = work.products[saga.productId] {
-                    p.reserved -= saga.qty
+                    p.stock += saga.qty
                     p.version += 1
                     work.products[p.id] = p
                 }
@@ -152,9 +175,8 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
                 SagaStep(sequence: (work.steps[saga.id]?.count ?? 0) + 1, name: t.step, status: t.status, detail: t.detail, at: now))
             saga = Self.append(&work, topic: topic, saga: saga, types: t.events, reason: t.status == .done ? nil : t.detail, now: now)
             work.sagas[saga.id] = saga
-            s = work
-            return .applied(saga)
         }
+        return (work, saga)
     }
 
     private static func append(_ s: inout State, topic: String, saga: Saga, types: [SagaEventType], reason: String?, now: Date) -> Saga {

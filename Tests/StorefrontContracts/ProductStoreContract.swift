@@ -14,7 +14,8 @@ public enum ProductStoreContract {
         let created = try await store.create(mug(), now: now)
         #expect(created.id > 0)
         #expect(created.sku == "mug-1" && created.priceMinor == 1999 && created.currency == "USD")
-        #expect(created.stock == 50 && created.reserved == 0 && created.available == 50)
+        #expect(created.stock == 50 && created.available == 50)
+        #expect(try await store.unitsHeld(productId: created.id) == 0)
         #expect(try await store.product(id: created.id, consistency: .primary) == created)
         // A replica may lag: it must converge (shortly), not be instantly fresh.
         #expect(try await converges { try await store.product(id: created.id, consistency: .replica)?.sku == "mug-1" })

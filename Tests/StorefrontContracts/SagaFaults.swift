@@ -1,7 +1,7 @@
 import StorefrontCore
 
-/// A point in the saga where tests can inject a fault. `.before(step)` runs before the step's transaction,
-/// `.after(step)` once it committed — except for the payment steps, whose `.before` runs before each call to
+/// A point in the saga where tests can inject a fault. `.before(step)` runs before the transaction that holds
+/// the step, `.after(step)` once it committed (steps the orchestrator chains into one transaction share it) — except for the payment steps, whose `.before` runs before each call to
 /// the provider (`charge`, `refund`): a failure there is a failed provider call, which the orchestrator
 /// retries like any other.
 public enum SagaFaultPoint: Hashable, Sendable {

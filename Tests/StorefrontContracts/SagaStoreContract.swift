@@ -21,6 +21,7 @@ public enum SagaStoreContract {
         try await forwardPath(products: products, sagas: sagas)
         try await guards(products: products, sagas: sagas)
         try await compensation(products: products, sagas: sagas)
+        try await chains(products: products, sagas: sagas)
         try await leases(products: products, sagas: sagas)
         try await attention(products: products, sagas: sagas)
     }
@@ -84,7 +85,8 @@ public enum SagaStoreContract {
 
         guard case .applied(let reserved) = try await apply(sagas, step(.started), started.id) else { Issue.record("reserve"); return }
         #expect(reserved.state == .reserved)
-        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 8, "a reservation takes the units out of stock")
+        #expect(try await products.unitsHeld(productId: p.id) == 2)
         guard case .applied(let ordered) = try await apply(sagas, step(.reserved), started.id) else { Issue.record("order"); return }
         let orderId = try #require(ordered.orderId)
         #expect(try await sagas.order(id: orderId)?.status == .pending)
@@ -97,7 +99,8 @@ public enum SagaStoreContract {
         #expect(confirmed.state == .confirmed)
         #expect(try await sagas.order(id: orderId)?.status == .confirmed)
         let after = try #require(try await products.product(id: p.id, consistency: .primary))
-        #expect(after.stock == 8 && after.reserved == 0)
+        #expect(after.stock == 8)
+        #expect(try await products.unitsHeld(productId: p.id) == 0, "sold, no longer held")
 
         // timeline and outbox: one entry per transition, contiguous sequences, payloads decode
         let steps = try await sagas.steps(sagaId: started.id)
@@ -118,13 +121,15 @@ public enum SagaStoreContract {
         // duplicate delivery of the same step: stale, nothing written
         guard case .stale(let current) = try await apply(sagas, step(.started), s.id) else { Issue.record("duplicate applied"); return }
         #expect(current.state == .reserved)
-        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+        #expect(try await products.unitsHeld(productId: p.id) == 2)
         #expect(try await sagas.records(after: 0, limit: 1000, sagaId: s.id).count == outboxBefore)
 
         // a second saga asking for more than is available is rejected with nothing written
         guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 2), now: now) else { return }
         guard case .rejected = try await apply(sagas, step(.started), s2.id) else { Issue.record("oversold"); return }
-        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 2)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+        #expect(try await products.unitsHeld(productId: p.id) == 2)
         #expect(try await sagas.saga(id: s2.id)?.state == .started)
         guard case .applied(let failed) = try await apply(sagas, SagaPlan.insufficientStock(available: 1), s2.id) else { return }
         #expect(failed.state == .failed && failed.failureCode == "insufficient_stock")
@@ -149,12 +154,73 @@ public enum SagaStoreContract {
         #expect(done.state == .compensated && done.failureCode == "payment_declined")
         #expect(try await sagas.order(id: try #require(done.orderId))?.status == .cancelled)
         let product = try #require(try await products.product(id: p.id, consistency: .primary))
-        #expect(product.stock == 5 && product.reserved == 0)
+        #expect(product.stock == 5)
+        #expect(try await products.unitsHeld(productId: p.id) == 0)
         // a late forward step after compensation (hanging request) changes nothing
         guard case .stale = try await apply(sagas, step(.reserved), s.id) else { Issue.record("late step applied"); return }
-        #expect(try await products.product(id: p.id, consistency: .primary)?.reserved == 0)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 5)
         let types = try await sagas.records(after: 0, limit: 100, sagaId: s.id).map { try SagaEvent.decode($0.payload).type }
         #expect(types == [.sagaStarted, .inventoryReserved, .orderCreated, .orderCancelled, .inventoryReleased, .sagaCompensated])
+    }
+
+    /// Consecutive transitions in one transaction: opened through the order, paid through the confirmation,
+    /// unwound in one; a refused reservation anywhere in a chain writes nothing.
+    static func chains(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-chain", stock: 3), now: now)
+        let opening = SagaPlan.chain(from: .started, .forward)
+        #expect(opening.map(\.step) == [.reserveInventory, .createOrder])
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 2), then: opening, now: now) else { Issue.record("begin"); return }
+        #expect(s.state == .orderCreated && s.eventSequence == 3)
+        let orderId = try #require(s.orderId)
+        #expect(try await sagas.order(id: orderId)?.status == .pending)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+        #expect(try await sagas.steps(sagaId: s.id).map(\.name) == [.startSaga, .reserveInventory, .createOrder])
+
+        // too little left: the chained begin opens the saga alone, and a chain from STARTED writes nothing
+        guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 2), then: opening, now: now) else { Issue.record("begin 2"); return }
+        #expect(s2.state == .started && s2.orderId == nil && s2.eventSequence == 1)
+        guard case .rejected(let still) = try await sagas.apply(opening, sagaId: s2.id, fence: app1, lease: .seconds(30), now: now) else {
+            Issue.record("oversold through a chain"); return
+        }
+        #expect(still.state == .started && still.orderId == nil)
+        #expect(try await sagas.saga(id: s2.id)?.state == .started)
+        #expect(try await sagas.steps(sagaId: s2.id).map(\.name) == [.startSaga], "nothing of the refused chain was written")
+        #expect(try await sagas.records(after: 0, limit: 100, sagaId: s2.id).count == 1)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+
+        // paid and confirmed in one
+        let closing = [SagaPlan.paymentSucceeded(reference: "ref-c")] + SagaPlan.chain(from: .paid, .forward)
+        guard case .applied(let confirmed) = try await sagas.apply(closing, sagaId: s.id, fence: app1, lease: .seconds(30), now: now) else {
+            Issue.record("confirm chain"); return
+        }
+        #expect(confirmed.state == .confirmed && confirmed.paymentRef == "ref-c")
+        #expect(try await sagas.order(id: orderId)?.status == .confirmed)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1, "a confirmation does not touch stock")
+        #expect(try await products.unitsHeld(productId: p.id) == 0)
+        let events = try await sagas.records(after: 0, limit: 100, sagaId: s.id).map { try SagaEvent.decode($0.payload) }
+        #expect(events.map(\.type) == [.sagaStarted, .inventoryReserved, .orderCreated, .paymentProcessed, .orderConfirmed])
+        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(events.dropFirst(2).allSatisfy { $0.orderId == orderId })
+        // a chain is applied only from its first state
+        guard case .stale = try await sagas.apply(closing, sagaId: s.id, fence: app1, lease: .seconds(30), now: now) else {
+            Issue.record("chain applied twice"); return
+        }
+
+        // unwound in one: refund recorded, order cancelled, units back
+        guard case .created(let s3) = try await sagas.begin(newSaga(p.id, qty: 1), then: opening, now: now) else { return }
+        #expect(s3.state == .orderCreated)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 0)
+        let direction = SagaDirection.compensate(code: "payment_declined", reason: "card declined")
+        _ = try await sagas.apply(SagaPlan.chain(from: .orderCreated, direction), sagaId: s3.id, fence: app1, lease: .seconds(30), now: now)
+        let reversed = SagaPlan.paymentReversed(refunded: false, code: "payment_declined", reason: "card declined")
+        let unwinding = [reversed] + SagaPlan.chain(from: reversed.to, direction)
+        #expect(unwinding.map(\.step) == [.refundPayment, .cancelOrder, .releaseInventory])
+        guard case .applied(let done) = try await sagas.apply(unwinding, sagaId: s3.id, fence: app1, lease: .seconds(30), now: now) else {
+            Issue.record("unwind chain"); return
+        }
+        #expect(done.state == .compensated && done.failureCode == "payment_declined")
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+        #expect(try await products.unitsHeld(productId: p.id) == 0)
     }
 
     /// Leases are judged by the store's clock: `now` arguments (here far in the future) never expire one.

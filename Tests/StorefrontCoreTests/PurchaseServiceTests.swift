@@ -9,9 +9,11 @@ import Testing
 final class RacingKeyLookups: SagaStore, Sendable {
     let inner: InMemoryStore
     init(_ inner: InMemoryStore) { self.inner = inner }
-    func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await inner.begin(saga, now: now) }
-    func apply(_ t: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
-        try await inner.apply(t, sagaId: sagaId, fence: fence, lease: lease, now: now)
+    func begin(_ saga: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
+        try await inner.begin(saga, then: chain, now: now)
+    }
+    func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+        try await inner.apply(chain, sagaId: sagaId, fence: fence, lease: lease, now: now)
     }
     func saga(id: UUID) async throws -> Saga? { try await inner.saga(id: id) }
     func saga(idempotencyKey: String) async throws -> Saga? { nil }
@@ -150,6 +152,7 @@ struct SlowProductReads: ProductStore {
         if delay > .zero { try await Task.sleep(for: delay) }
         return try await inner.product(id: id, consistency: consistency)
     }
+    func unitsHeld(productId: Int64) async throws -> Int64 { try await inner.unitsHeld(productId: productId) }
     func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage {
         try await inner.products(after: after, limit: limit, consistency: consistency)
     }

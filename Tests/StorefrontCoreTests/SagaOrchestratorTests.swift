@@ -38,7 +38,7 @@ struct SagaHarness {
 
     func stock(_ product: Product) async throws -> (stock: Int64, reserved: Int64) {
         let p = try #require(try await store.product(id: product.id, consistency: .primary))
-        return (p.stock, p.reserved)
+        return (p.stock, try await store.unitsHeld(productId: product.id))
     }
 
     func eventTypes(_ saga: Saga) async throws -> [SagaEventType] {
@@ -71,14 +71,30 @@ struct SagaOrchestratorTests {
         #expect(try await h.eventTypes(done) == [.sagaStarted, .sagaFailed])
     }
 
-    @Test func failureOfCreateOrderReleasesReservation() async throws {
+    /// Reserve and create-order are one transaction: a failure in its second half writes nothing of the first.
+    @Test func failureOfCreateOrderWritesNoReservation() async throws {
         let h = SagaHarness()
         h.faults.set(.before(.createOrder), .fail(times: 1))
         let p = try await h.product()
         let done = try await h.orchestrator().drive(try await h.begin(p))
-        #expect(done.state == .compensated && done.orderId == nil)
+        #expect(done.state == .failed && done.orderId == nil && done.failureCode == "step_failed")
         #expect(try await h.stock(p) == (10, 0))
-        #expect(try await h.eventTypes(done) == [.sagaStarted, .inventoryReserved, .inventoryReleased, .sagaCompensated])
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .sagaFailed])
+    }
+
+    /// `start` opens, reserves and orders in one transaction: a purchase that ends confirmed writes two saga
+    /// transactions (plus the provider's own ledger entry).
+    @Test func startChainsTheOpeningAndTheClosing() async throws {
+        let h = SagaHarness()
+        let p = try await h.product()
+        guard case .ran(let done) = try await h.orchestrator().start(SagaOrder(idempotencyKey: "k-chain", productId: p.id, qty: 2,
+                                                                               amountMinor: 3998, currency: "USD", mode: .atomic)) else {
+            Issue.record("did not run"); return
+        }
+        #expect(done.state == .confirmed)
+        #expect(try await h.stock(p) == (8, 0))
+        #expect(h.faults.count(.before(.reserveInventory)) == 1 && h.faults.count(.before(.createOrder)) == 1)
+        #expect(try await h.eventTypes(done) == [.sagaStarted, .inventoryReserved, .orderCreated, .paymentProcessed, .orderConfirmed])
     }
 
     @Test func declinedPaymentCompensatesInReverseOrder() async throws {

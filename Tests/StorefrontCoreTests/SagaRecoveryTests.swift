@@ -10,12 +10,14 @@ struct SagaRecoveryTests {
         (SagaFaultPoint.after(.reserveInventory), SagaState.compensated),
         (.after(.createOrder), .compensated),
         (.before(.processPayment), .compensated),
-        (.after(.processPayment), .confirmed),
-        (.after(.refundPayment), .compensated),
-        (.after(.cancelOrder), .compensated),
+        // charged, not yet recorded: still before the pivot, so the survivor refunds the key
+        (.before(.confirmOrder), .compensated),
+        (.after(.startCompensation), .compensated),
+        // refunded, not yet recorded
+        (.before(.cancelOrder), .compensated),
     ])
     func survivorFinishesSagasOfADeadInstance(point: SagaFaultPoint, expected: SagaState) async throws {
-        let h = SagaHarness(point == .after(.refundPayment) || point == .after(.cancelOrder) ? .init(declineRate: 1) : .reliable)
+        let h = SagaHarness(point == .after(.startCompensation) || point == .before(.cancelOrder) ? .init(declineRate: 1) : .reliable)
         let p = try await h.product()
         let saga = try await h.begin(p)
         let dying = FaultScript([point: .crash])
@@ -41,15 +43,33 @@ struct SagaRecoveryTests {
         #expect(try await h.store.countUnfinished() == 0)
     }
 
-    @Test func confirmationThatKeepsFailingIsLeftThenRecovered() async throws {
+    /// The payment is recorded in the confirmation's transaction: when that keeps failing, the saga is still
+    /// before the pivot and unwinds — the charge is refunded, never kept without an order.
+    @Test func paymentThatCannotBeRecordedIsRefunded() async throws {
         let h = SagaHarness()
         let p = try await h.product()
         h.faults.set(.before(.confirmOrder), .fail(times: 100))
-        await #expect(throws: InjectedFault.self) { try await h.orchestrator().drive(try await h.begin(p)) }
-        h.faults.set(.before(.confirmOrder), nil)
+        let done = try await h.orchestrator().drive(try await h.begin(p))
+        #expect(done.state == .compensated && done.failureCode == "step_failed")
+        #expect(h.faults.count(.before(.confirmOrder)) == 5, "retried like every step that follows a charge")
+        #expect(try await h.store.chargedTotals().count == 0, "refunded")
+        #expect(try await h.stock(p) == (10, 0))
+    }
+
+    /// A saga left in `PAID` (written by a version that recorded the payment on its own) is confirmed by recovery.
+    @Test func paidSagaIsConfirmedByRecovery() async throws {
+        let h = SagaHarness()
+        let p = try await h.product()
+        let saga = try await h.begin(p)
+        for t in SagaPlan.chain(from: .started, .forward) + [SagaPlan.paymentSucceeded(reference: "legacy")] {
+            guard case .applied = try await h.store.apply(t, sagaId: saga.id, fence: saga.fence, lease: .seconds(30), now: Date()) else {
+                Issue.record("\(t.step)"); return
+            }
+        }
         h.clock.advance(by: 31)
         let report = try await SagaRecovery(store: h.store, orchestrator: h.orchestrator("app-2"), clock: h.clock.wall).recoverOnce()
         #expect(report.finished == 1)
+        #expect(try await h.store.saga(id: saga.id)?.state == .confirmed)
         #expect(try await h.stock(p) == (8, 0))
     }
 

@@ -74,7 +74,7 @@ struct SagaTimeoutTests {
         let stuck = try #require(try await h.store.saga(id: saga.id))
         #expect(stuck.needsAttention && stuck.attempts == 3 && !stuck.state.isTerminal)
         #expect(stuck.lastError?.contains("did not answer within") == true, "\(stuck.lastError ?? "")")
-        #expect(try await h.stock(p) == (10, 2), "its units stay reserved, not lost")
+        #expect(try await h.stock(p) == (8, 2), "its units stay held, not lost")
         h.clock.advance(by: 3600)
         #expect(try await recovery.recoverOnce().claimed == 0, "never claimed while it needs attention")
 

@@ -71,7 +71,8 @@ extension LoadDrills {
             #expect(tally.insufficient == 250)
             #expect(tally.other.isEmpty)
             let product = try #require(try await storefront.database.products.product(id: id, consistency: .primary))
-            #expect(product.stock == 0 && product.reserved == 0 && product.available == 0)
+            #expect(product.stock == 0 && product.available == 0)
+            #expect(try await storefront.database.products.unitsHeld(productId: id) == 0)
             #expect(try await storefront.services.sagas.countUnfinished() == 0)
             #expect(try await storefront.database.payments.chargedTotals() == (50, 50 * 1999))
             try await Self.checkWithSQL(storefront, product: id, initialStock: 50, confirmed: 50)
@@ -120,7 +121,7 @@ extension LoadDrills {
             }
             print("[measure] engine=\(engine.rawValue) mode=\(mode.rawValue) failureRate=\(failureRate) declineRate=\(declineRate) confirmed=\(tally.confirmed) insufficient=\(tally.insufficient) unavailable=\(tally.unavailable) declined=\(tally.declined) other=\(tally.other)")
             let product = try #require(try await storefront.database.products.product(id: id, consistency: .primary))
-            #expect(product.reserved == 0)
+            #expect(try await storefront.database.products.unitsHeld(productId: id) == 0)
             #expect(product.stock + Int64(tally.confirmed) == 50, "stock + confirmed qty == initial stock")
             #expect(tally.confirmed + tally.insufficient + tally.unavailable + tally.declined == 300)
             if declineRate > 0 { #expect(tally.declined > 0, "compensations were exercised") }

@@ -79,7 +79,8 @@ struct CounterHealingTests {
             #expect(try await client.purchase(id).error == "insufficient_stock")
         }
         let product = try #require(try await b.database.products.product(id: id, consistency: .primary))
-        #expect(product.stock == 0 && product.reserved == 0)
+        #expect(product.stock == 0)
+        #expect(try await b.database.products.unitsHeld(productId: id) == 0)
     }
 }
 

@@ -27,6 +27,8 @@ final class CountingProductStore: ProductStore {
         set { state.withLock { $0.delay = newValue } }
     }
 
+    func unitsHeld(productId: Int64) async throws -> Int64 { try await inner.unitsHeld(productId: productId) }
+
     func product(id: Int64, consistency: ReadConsistency) async throws -> Product? {
         let (delay, lagging, primaryDown) = state.withLock { s in
             s.reads += 1

@@ -165,7 +165,7 @@ struct ProductCacheTests {
 
     @Test func cacheEntriesExpire() async throws {
         let cache = InProcessProductCache()
-        let p = Product(id: 1, sku: "s", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, reserved: 0, version: 1, updatedAt: Date())
+        let p = Product(id: 1, sku: "s", name: "n", description: "", priceMinor: 1, currency: "USD", stock: 1, version: 1, updatedAt: Date())
         try await cache.put(p, ttl: .milliseconds(100))
         #expect(try await cache.get(id: 1) == .hit(p))
         try await Task.sleep(for: .milliseconds(150))

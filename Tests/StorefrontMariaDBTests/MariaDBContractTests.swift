@@ -58,7 +58,7 @@ struct MariaDBContractTests {
             for _ in 0..<4 { group.addTask { try await db.migrate() } }
             try await group.waitForAll()
         }
-        #expect(try await db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention"])
+        #expect(try await db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held"])
         try await db.checkHealth()
         await db.close()
     }

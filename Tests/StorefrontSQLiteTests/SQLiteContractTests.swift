@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import StorefrontContracts
 import StorefrontCore
 @testable import StorefrontSQLite
@@ -29,8 +30,25 @@ struct SQLiteContractTests {
     @Test func migrationsAreVersionedAndIdempotent() async throws {
         let db = try temporarySQLite()
         try db.migrate()
-        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention"])
+        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held"])
         try await db.checkHealth()
+    }
+
+    /// Migration 004: units a first-schema row counted as `reserved` leave `stock` (they are the sagas' now).
+    @Test func migration004MovesReservedUnitsOutOfStock() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("storefront-test-\(UUID().uuidString).db").path
+        let db = try SQLiteDatabase(path: path)
+        try SQLiteSchema.migrator.migrate(db.writer, upTo: "003_saga_attention")
+        try await db.writer.write { d in
+            try d.execute(sql: """
+                INSERT INTO products (sku, name, description, price_minor, currency, stock, reserved, version, created_at, updated_at)
+                VALUES ('old', 'Old', '', 100, 'USD', 10, 3, 1, 0, 0)
+                """)
+        }
+        try db.migrate()
+        let product = try #require(try await db.products.product(id: 1, consistency: .primary))
+        #expect(product.stock == 7 && product.available == 7)
+        #expect(try await db.writer.read { d in try Int.fetchOne(d, sql: "SELECT reserved FROM products WHERE id = 1") } == 0)
     }
 
     @Test func parsesDatabaseURLs() throws {

@@ -8,16 +8,15 @@ public struct Product: Sendable, Equatable, Codable {
     public var description: String
     public var priceMinor: Int64
     public var currency: String
-    /// Units on hand, including units reserved by sagas in flight.
+    /// Units that can still be bought: on hand, minus those held by sagas in flight (a reservation takes units
+    /// out of `stock`; a confirmation sells them without touching the product; a compensation puts them back).
     public var stock: Int64
-    /// Units held by sagas that have reserved but not yet confirmed or released.
-    public var reserved: Int64
     public var version: Int64
     public var updatedAt: Date
 
     public init(
         id: Int64, sku: String, name: String, description: String, priceMinor: Int64, currency: String,
-        stock: Int64, reserved: Int64, version: Int64, updatedAt: Date
+        stock: Int64, version: Int64, updatedAt: Date
     ) {
         self.id = id
         self.sku = sku
@@ -26,13 +25,12 @@ public struct Product: Sendable, Equatable, Codable {
         self.priceMinor = priceMinor
         self.currency = currency
         self.stock = stock
-        self.reserved = reserved
         self.version = version
         self.updatedAt = updatedAt
     }
 
-    /// Units that can still be bought: `stock − reserved`.
-    public var available: Int64 { stock - reserved }
+    /// Units that can still be bought (`stock`).
+    public var available: Int64 { stock }
 }
 
 /// What an administrator supplies to create a product.

@@ -11,6 +11,8 @@ public enum ReadConsistency: Sendable {
 /// The catalogue in the database.
 public protocol ProductStore: Sendable {
     func product(id: Int64, consistency: ReadConsistency) async throws -> Product?
+    /// Units held by the product's sagas in flight (reserved, not yet sold or given back), on the primary.
+    func unitsHeld(productId: Int64) async throws -> Int64
     /// Products with `id > after`, ordered by id, at most `limit`.
     func products(after: Int64?, limit: Int, consistency: ReadConsistency) async throws -> ProductPage
     /// Throws `StorefrontError.skuConflict` when the SKU exists.

@@ -7,13 +7,17 @@ import Foundation
 /// as a duration from the store's now. The `now` arguments only stamp rows (timeline, `updated_at`).
 public protocol SagaStore: Sendable {
     /// Inserts the saga in `STARTED` with its `SagaStarted` event, or returns the saga that already holds
-    /// the idempotency key.
-    func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult
+    /// the idempotency key. When `chain` is not empty its transitions are applied in the same transaction (the
+    /// first must leave `STARTED`); if one of them is refused (`rejected`), the saga is opened in `STARTED`
+    /// with none of them, for the caller to drive.
+    func begin(_ saga: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult
 
-    /// Applies a guarded transition: only if `fence` still owns the saga (else `.fenced`) and the saga is in
-    /// `transition.from` (else `.stale`), in one transaction it performs the effect, moves the state, renews the
-    /// lease, appends the timeline entry and the outbox events.
-    func apply(_ transition: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult
+    /// Applies consecutive guarded transitions in ONE transaction: only if `fence` still owns the saga (else
+    /// `.fenced`) and the saga is in `chain[0].from` (else `.stale`), it performs each effect, moves the state
+    /// through each `to`, renews the lease, appends each timeline entry and outbox event. All or nothing: if
+    /// any effect is refused the result is `.rejected` and nothing is written. Each transition's `from` is the
+    /// previous one's `to`.
+    func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult
 
     func saga(id: UUID) async throws -> Saga?
     func saga(idempotencyKey: String) async throws -> Saga?
@@ -44,6 +48,16 @@ public protocol SagaStore: Sendable {
     /// only one that needs attention or whose lease expired, unless `force` (then a live owner is fenced).
     /// Nil when there is no such saga.
     func take(sagaId: UUID, owner: String, lease: Duration, force: Bool, now: Date) async throws -> Saga?
+}
+
+extension SagaStore {
+    /// Opens the saga in `STARTED` alone.
+    public func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await begin(saga, then: [], now: now) }
+
+    /// Applies one guarded transition in its own transaction.
+    public func apply(_ transition: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
+        try await apply([transition], sagaId: sagaId, fence: fence, lease: lease, now: now)
+    }
 }
 
 /// Reading and marking the transactional outbox (used by relays and `storefront events`).

@@ -105,7 +105,16 @@ public final class SagaOrchestrator: Sendable {
     /// `SagaLeftForRecovery`.
     public func start(_ order: SagaOrder) async throws -> SagaStart {
         let new = NewSaga(order: order, owner: owner, lease: settings.leaseDuration)
-        switch try await store.begin(new, now: clock.now()) {
+        // Opened, reserved and ordered in one transaction: everything before the payment call.
+        let opened: BeginResult
+        do {
+            opened = try await store.begin(new, then: SagaPlan.chain(from: .started, .forward), now: clock.now())
+        } catch {
+            // The transaction may have committed before its answer was lost: then the saga is recovery's.
+            if (try? await store.saga(id: new.id)) != nil { throw SagaLeftForRecovery(sagaId: new.id, reason: "\(error)") }
+            throw error
+        }
+        switch opened {
         case .existing(let other):
             return .existing(other)
         case .created(let saga):
@@ -168,12 +177,13 @@ public final class SagaOrchestrator: Sendable {
                 case .finished:
                     record(saga)
                     return saga
-                case .apply(let transition):
-                    saga = try await perform(transition, on: saga)
+                case .apply:
+                    saga = try await perform(SagaPlan.chain(from: saga.state, direction), on: saga)
                 case .charge:
                     switch try await pay(saga) {
                     case .charged(let reference):
-                        saga = try await perform(SagaPlan.paymentSucceeded(reference: reference), on: saga)
+                        // The payment recorded and the order confirmed in one transaction.
+                        saga = try await perform([SagaPlan.paymentSucceeded(reference: reference)] + SagaPlan.chain(from: .paid, direction), on: saga)
                     case .declined(let reason):
                         direction = .compensate(code: .paymentDeclined, reason: reason)
                     case .unavailable(let reason):
@@ -185,7 +195,8 @@ public final class SagaOrchestrator: Sendable {
                     let refunded = try await retrying("refundPayment", saga) {
                         try await self.provider("refund") { try await self.gateway.refund(idempotencyKey: key) }
                     }
-                    saga = try await perform(SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason), on: saga)
+                    let reversed = SagaPlan.paymentReversed(refunded: refunded, code: code, reason: reason)
+                    saga = try await perform([reversed] + SagaPlan.chain(from: reversed.to, .compensate(code: code, reason: reason)), on: saga)
                 }
             } catch let lost as SagaOwnershipLost {
                 ownershipLost.increment()
@@ -207,32 +218,35 @@ public final class SagaOrchestrator: Sendable {
         }
     }
 
-    private func perform(_ transition: SagaTransition, on saga: Saga) async throws -> Saga {
+    /// Applies `chain` (consecutive transitions, see `SagaPlan.chain`) in one transaction.
+    private func perform(_ chain: [SagaTransition], on saga: Saga) async throws -> Saga {
+        guard let first = chain.first else { return saga }
         // Forward steps before the pivot fail fast (and compensate); everything else is retried.
-        let mustFinish = transition.from.isPastPivot || transition.to.isPastPivot || transition.status != .done
+        let mustFinish = chain.contains { $0.from.isPastPivot || $0.to.isPastPivot || $0.status != .done }
         let sagaId = saga.id
         let fence = saga.fence
-        let result = try await retrying(transition.step.rawValue, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
-            try await self.store.apply(transition, sagaId: sagaId, fence: fence, lease: self.settings.leaseDuration, now: self.clock.now())
+        let steps = chain.map(\.step.rawValue).joined(separator: "+")
+        let result = try await retrying(steps, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
+            try await self.store.apply(chain, sagaId: sagaId, fence: fence, lease: self.settings.leaseDuration, now: self.clock.now())
         }
         switch result {
         case .applied(let updated):
-            logger.debug("saga step", metadata: ["saga": "\(saga.id)", "step": "\(transition.step.rawValue)", "state": "\(updated.state.rawValue)"])
+            logger.debug("saga step", metadata: ["saga": "\(saga.id)", "step": "\(steps)", "state": "\(updated.state.rawValue)"])
             return updated
         case .stale(let current):
             // A duplicate or late step: someone else already moved the saga. Continue from where it really is.
-            guard current.state != transition.from else {
+            guard current.state != first.from else {
                 throw SagaStoreInconsistency(sagaId: saga.id, detail: "stale result but state unchanged")
             }
-            logger.debug("saga step skipped (state moved)", metadata: ["saga": "\(saga.id)", "expected": "\(transition.from.rawValue)", "actual": "\(current.state.rawValue)"])
+            logger.debug("saga step skipped (state moved)", metadata: ["saga": "\(saga.id)", "expected": "\(first.from.rawValue)", "actual": "\(current.state.rawValue)"])
             return current
         case .fenced(let current):
             throw SagaOwnershipLost(sagaId: saga.id, fence: fence, current: current)
         case .rejected(let current):
-            guard transition.effect == .reserveInventory else {
-                throw SagaStoreInconsistency(sagaId: saga.id, detail: "\(transition.step) rejected")
+            guard first.effect == .reserveInventory, current.state == first.from else {
+                throw SagaStoreInconsistency(sagaId: saga.id, detail: "\(steps) rejected")
             }
-            return try await perform(SagaPlan.insufficientStock(available: nil), on: current)
+            return try await perform([SagaPlan.insufficientStock(available: nil)], on: current)
         }
     }
 

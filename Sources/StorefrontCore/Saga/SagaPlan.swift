@@ -66,6 +66,19 @@ public enum SagaPlan {
         }
     }
 
+    /// The transitions that follow one another from `state` without anything outside the database in between
+    /// (no payment call): the orchestrator applies them in one transaction. Empty when the next action is the
+    /// charge, the refund, or the saga is terminal.
+    public static func chain(from state: SagaState, _ direction: SagaDirection) -> [SagaTransition] {
+        var chain: [SagaTransition] = []
+        var state = state
+        while case .apply(let transition) = next(state, direction) {
+            chain.append(transition)
+            state = transition.to
+        }
+        return chain
+    }
+
     /// The reservation found too little stock: the saga fails with nothing to undo.
     public static func insufficientStock(available: Int64?) -> SagaTransition {
         .init(step: .reserveInventory, from: .started, to: .failed, effect: .none, status: .failed,

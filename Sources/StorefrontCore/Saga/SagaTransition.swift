@@ -3,17 +3,18 @@ import Foundation
 /// The database side of a transition, applied by the store in the same transaction as the state change.
 public enum SagaEffect: Sendable, Equatable {
     case none
-    /// `reserved += qty` only where `stock − reserved ≥ qty`; otherwise the transition is rejected.
+    /// `stock −= qty` only where `stock ≥ qty` (the units are then held by the saga); otherwise the transition
+    /// is rejected. The only write to the product row on the way to a confirmed order.
     case reserveInventory
     /// Insert the order `PENDING` and remember its id on the saga.
     case createOrder
     /// Remember the payment provider's reference.
     case recordPayment(reference: String)
-    /// Order `CONFIRMED`; `stock −= qty`, `reserved −= qty`.
+    /// Order `CONFIRMED` (the held units are sold; the product row is not touched).
     case confirmOrder
     /// Order `CANCELLED`.
     case cancelOrder
-    /// `reserved −= qty`.
+    /// `stock += qty`: the held units go back on sale.
     case releaseInventory
 }
 
@@ -52,6 +53,6 @@ public enum TransitionResult: Sendable, Equatable {
     case stale(Saga)
     /// The caller no longer owns the saga (another instance took it over); nothing written.
     case fenced(Saga)
-    /// The effect's condition failed (e.g. not enough stock); nothing written.
+    /// An effect's condition failed (e.g. not enough stock); nothing written. The saga as it was.
     case rejected(Saga)
 }

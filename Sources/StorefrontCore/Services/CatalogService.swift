@@ -109,9 +109,10 @@ public final class CatalogService: Sendable {
 
     /// `GET /admin/products/{id}`: the product as the primary has it now (stock and reservations included),
     /// never from the cache — what an operator or a load test's invariant check must see.
-    public func productOnPrimary(id: Int64) async throws -> Product {
+    /// The product as the primary has it, and the units its sagas in flight hold.
+    public func productOnPrimary(id: Int64) async throws -> (product: Product, held: Int64) {
         guard let product = try await products.product(id: id, consistency: .primary) else { throw StorefrontError.productNotFound(id) }
-        return product
+        return (product, try await products.unitsHeld(productId: id))
     }
 
     /// `GET /products?limit&after`: pages read from the replica.
