@@ -104,9 +104,12 @@ enum Cursor {
 }
 
 /// JSON responses with an explicit status and headers.
+/// One encoder for every response (its configuration never changes; encoding is safe from any thread).
+private let sharedEncoder = JSONEncoder()
+
 func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
     var headers = headers
     headers[.contentType] = "application/json; charset=utf-8"
-    let data = try JSONEncoder().encode(value)
+    let data = try sharedEncoder.encode(value)
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }

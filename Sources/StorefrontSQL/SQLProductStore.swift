@@ -33,7 +33,7 @@ public struct SQLProductStore: ProductStore {
             try s.row(
                 """
                 SELECT COALESCE(SUM(qty), 0) AS held FROM sagas
-                WHERE product_id = ? AND state NOT IN (\(SQLSagaStore.terminalList), 'STARTED')
+                WHERE product_id = ? AND state IN (\(SQLSagaStore.holdingList))
                 """,
                 [productId])?.int("held") ?? 0
         }

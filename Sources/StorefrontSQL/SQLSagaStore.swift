@@ -15,6 +15,10 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     static let terminalList = SagaState.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    /// States whose saga holds its units (taken out of stock, not yet sold or given back): an IN list, so the
+    /// `(product_id, state)` index gives point ranges and a hot product's finished sagas are not walked.
+    static let holdingList = SagaState.allCases.filter { !$0.isTerminal && $0 != .started }.map { "'\($0.rawValue)'" }
+        .joined(separator: ", ")
 
     static func saga(_ row: SQLRow) throws -> Saga {
         Saga(
@@ -36,10 +40,12 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
 
     public func begin(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
         do {
-            return try await open(new, chain: chain, now: now)
-        } catch is EffectRefused {
-            // Too little stock for the reservation: open the saga alone; driving it records the refusal.
-            return try await open(new, chain: [], now: now)
+            do {
+                return try await open(new, chain: chain, now: now)
+            } catch is EffectRefused {
+                // Too little stock for the reservation: the saga is opened already failed, nothing held.
+                return try await open(new, chain: [SagaPlan.insufficientStock(available: nil)], now: now)
+            }
         } catch let error as SQLUniqueViolation {
             guard let key = new.idempotencyKey, let existing = try await saga(idempotencyKey: key) else { throw error }
             return .existing(existing)

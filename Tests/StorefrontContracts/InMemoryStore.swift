@@ -102,13 +102,11 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
             work.steps[saga.id] = [SagaStep(sequence: 1, name: .startSaga, status: .done, detail: "mode \(new.mode.rawValue)", at: now)]
             saga = Self.append(&work, topic: topic, saga: saga, types: [.sagaStarted], reason: nil, now: now)
             work.sagas[saga.id] = saga
-            // Like one transaction: a refused reservation opens the saga alone.
-            if let chained = try Self.perform(chain, on: saga, in: work, topic: topic, leaseUntil: leaseUntil, now: now) {
-                s = chained.state
-                return .created(chained.saga)
-            }
-            s = work
-            return .created(saga)
+            // Like one transaction: a refused reservation opens the saga already failed.
+            let chained = try Self.perform(chain, on: saga, in: work, topic: topic, leaseUntil: leaseUntil, now: now)
+                ?? Self.perform([SagaPlan.insufficientStock(available: nil)], on: saga, in: work, topic: topic, leaseUntil: leaseUntil, now: now)!
+            s = chained.state
+            return .created(chained.saga)
         }
     }
 

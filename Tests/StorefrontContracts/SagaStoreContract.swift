@@ -176,9 +176,11 @@ public enum SagaStoreContract {
         #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
         #expect(try await sagas.steps(sagaId: s.id).map(\.name) == [.startSaga, .reserveInventory, .createOrder])
 
-        // too little left: the chained begin opens the saga alone, and a chain from STARTED writes nothing
-        guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 2), then: opening, now: now) else { Issue.record("begin 2"); return }
-        #expect(s2.state == .started && s2.orderId == nil && s2.eventSequence == 1)
+        // too little left: the chained begin opens the saga already failed, and a chain from STARTED writes nothing
+        guard case .created(let refused) = try await sagas.begin(newSaga(p.id, qty: 2), then: opening, now: now) else { Issue.record("begin 2"); return }
+        #expect(refused.state == .failed && refused.failureCode == "insufficient_stock" && refused.orderId == nil && refused.eventSequence == 2)
+        #expect(try await sagas.steps(sagaId: refused.id).map(\.name) == [.startSaga, .reserveInventory])
+        guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 2), now: now) else { Issue.record("begin 3"); return }
         guard case .rejected(let still) = try await sagas.apply(opening, sagaId: s2.id, fence: app1, lease: .seconds(30), now: now) else {
             Issue.record("oversold through a chain"); return
         }

@@ -8,8 +8,8 @@ import Foundation
 public protocol SagaStore: Sendable {
     /// Inserts the saga in `STARTED` with its `SagaStarted` event, or returns the saga that already holds
     /// the idempotency key. When `chain` is not empty its transitions are applied in the same transaction (the
-    /// first must leave `STARTED`); if one of them is refused (`rejected`), the saga is opened in `STARTED`
-    /// with none of them, for the caller to drive.
+    /// first must leave `STARTED`); if one of them is refused (a reservation finds too little stock), the saga
+    /// is opened already `FAILED` (`insufficient_stock`, `SagaPlan.insufficientStock`) with none of them.
     func begin(_ saga: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult
 
     /// Applies consecutive guarded transitions in ONE transaction: only if `fence` still owns the saga (else

@@ -23,7 +23,7 @@ struct CachedStock: Sendable {
         try await counter.setIfAbsent(productId: productId, value: try await available(productId))
     }
 
-    /// Brings the counter to the database's `stock − reserved`: fills a missing one, and corrects a wrong one
+    /// Brings the counter to the database's `stock` (units left for sale): fills a missing one, and corrects a wrong one
     /// with compare-and-set, so that a reservation, give-back or `forget` made after the counter was read wins
     /// over this correction (the counter is read before the database). Returns the change, if it made one.
     @discardableResult

@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import Synchronization
 
-/// The periodic sweep that brings cached stock counters back to the database's truth (`stock − reserved`).
+/// The periodic sweep that brings cached stock counters back to the database's truth (`stock`, the units left for sale).
 /// It looks at products whose stock moved or was looked at since the last sweep — purchases that succeeded,
 /// and refusals and unknown outcomes too (a counter that drifted low refuses every purchase, and nothing
 /// else would look at it), restocks — so a wrong counter heals within one sweep. Every correction is a

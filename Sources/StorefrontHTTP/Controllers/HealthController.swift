@@ -21,9 +21,13 @@ struct HealthController {
         var checks: [String: Check]
     }
 
+    static let liveBody = ByteBuffer(string: #"{"status":"ok"}"#)
+
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/health/live") { _, _ in
-            try jsonResponse(["status": "ok"])
+            // A constant answer, encoded once (the route load balancers probe most: issue 12 measured the
+            // JSON encoder at ~9 % of its cost).
+            Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.liveBody))
         }
         router.get("/health/ready") { _, _ in
             let results = await withTaskGroup(of: (String, Check).self) { group in
