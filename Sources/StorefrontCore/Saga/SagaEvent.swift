@@ -50,20 +50,28 @@ public struct SagaEvent: Sendable, Equatable, Codable {
         self.reason = reason
     }
 
-    /// The JSON payload stored in the outbox and published.
+    /// The JSON payload stored in the outbox and published: the same object `encode(to:)` writes, keys
+    /// sorted, written by hand (five events per purchase; `JSONEncoder` was ~4 % of a purchase's CPU).
     public func jsonPayload() throws -> String {
-        String(decoding: try Self.encoder.encode(self), as: UTF8.self)
+        var w = JSONObjectWriter(capacity: 320)
+        w.field("amountMinor", amountMinor)
+        w.field("currency", currency)
+        w.field("eventId", eventId.uuidString)
+        w.field("occurredAt", Timestamp.rfc3339(occurredAt))
+        w.field("orderId", orderId)
+        w.field("productId", productId)
+        w.field("qty", qty)
+        w.field("reason", reason)
+        w.field("sagaId", sagaId.uuidString)
+        w.field("schemaVersion", schemaVersion)
+        w.field("sequence", sequence)
+        w.field("type", type.rawValue)
+        return w.finish()
     }
 
     public static func decode(_ payload: String) throws -> SagaEvent {
         try JSONDecoder().decode(SagaEvent.self, from: Data(payload.utf8))
     }
-
-    private static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }()
 
     private enum CodingKeys: String, CodingKey {
         case schemaVersion, eventId, type, sagaId, sequence, occurredAt, productId, orderId, qty, amountMinor, currency, reason
