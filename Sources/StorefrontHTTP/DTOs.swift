@@ -24,6 +24,19 @@ struct ProductDTO: Codable, Equatable {
     }
 }
 
+extension ProductDTO: JSONObjectWritable {
+    func write(to w: inout JSONObjectWriter) {
+        w.field("id", id)
+        w.field("sku", sku)
+        w.field("name", name)
+        w.field("description", description)
+        w.field("priceMinor", priceMinor)
+        w.field("currency", currency)
+        w.field("available", available)
+        w.field("updatedAt", updatedAt)
+    }
+}
+
 /// `GET /admin/products/{id}`: the public shape plus the primary's bookkeeping.
 struct AdminProductDTO: Encodable {
     var product: ProductDTO
@@ -51,6 +64,15 @@ struct AdminProductDTO: Encodable {
     }
 }
 
+extension AdminProductDTO: JSONObjectWritable {
+    func write(to w: inout JSONObjectWriter) {
+        product.write(to: &w)
+        w.field("stock", stock)
+        w.field("reserved", reserved)
+        w.field("version", version)
+    }
+}
+
 struct ProductPageDTO: Codable {
     var items: [ProductDTO]
     /// Cursor of the next page; explicitly `null` on the last page.
@@ -60,6 +82,13 @@ struct ProductPageDTO: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(items, forKey: .items)
         try c.encode(next, forKey: .next)
+    }
+}
+
+extension ProductPageDTO: JSONObjectWritable {
+    func write(to w: inout JSONObjectWriter) {
+        w.field("items", json: "[" + items.map(\.jsonText).joined(separator: ",") + "]")
+        if let next { w.field("next", next) } else { w.field("next", json: "null") }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import StorefrontCore
 
 /// How much of an oversized body is still read (and dropped) before the 413 is answered. A client that writes
 /// the whole body before it reads the answer (Python's urllib, Java's HttpURLConnection) can only read the 413
@@ -112,4 +113,24 @@ func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, h
     headers[.contentType] = "application/json; charset=utf-8"
     let data = try sharedEncoder.encode(value)
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// A response object of the hot paths (product views), written without `JSONEncoder` — which was 8 % of
+/// a cached product view's CPU. It stays `Encodable` too; a test checks both say the same.
+protocol JSONObjectWritable: Encodable {
+    func write(to w: inout JSONObjectWriter)
+}
+
+extension JSONObjectWritable {
+    var jsonText: String {
+        var w = JSONObjectWriter()
+        write(to: &w)
+        return w.finish()
+    }
+}
+
+func jsonResponse<T: JSONObjectWritable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText)))
 }
