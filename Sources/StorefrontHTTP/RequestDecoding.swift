@@ -16,6 +16,20 @@ extension Request {
     /// Reads at most `limit` bytes and decodes JSON; errors map to 400/413/422 envelopes. An oversized body is
     /// drained up to `OversizedBody`'s bounds and answered 413 with `Connection: close`.
     func decodeJSON<T: Decodable>(as type: T.Type, limit: Int, context: AppRequestContext) async throws -> T {
+        let data = Data(buffer: try await collectBody(limit: limit, context: context))
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // Valid JSON whose value does not fit (e.g. 19.99 for an integer field) is a 422, not a syntax error.
+            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+                throw APIError(status: .badRequest, code: "malformed_json", message: "request body is not valid JSON")
+            }
+            throw APIError(status: .unprocessableContent, code: "validation_failed", message: context.debugDescription)
+        }
+    }
+
+    /// The whole body, or `APIError.payloadTooLarge` past `limit` (after draining a little of the rest).
+    func collectBody(limit: Int, context: AppRequestContext) async throws -> ByteBuffer {
         var body = ByteBuffer()
         var iterator = self.body.makeAsyncIterator()
         while let chunk = try await iterator.next() {
@@ -47,16 +61,22 @@ extension Request {
             }
             body.writeImmutableBuffer(chunk)
         }
-        let data = Data(buffer: body)
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
-            // Valid JSON whose value does not fit (e.g. 19.99 for an integer field) is a 422, not a syntax error.
-            guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
-                throw APIError(status: .badRequest, code: "malformed_json", message: "request body is not valid JSON")
+        return body
+    }
+
+    /// An `application/x-www-form-urlencoded` body (an HTML form) as name → value (the last of a repeated name).
+    func decodeForm(limit: Int, context: AppRequestContext) async throws -> [String: String] {
+        let body = try await collectBody(limit: limit, context: context)
+        var fields: [String: String] = [:]
+        for pair in String(buffer: body).split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else {
+                throw APIError(status: .badRequest, code: "malformed_form", message: "the form body is not valid URL encoding")
             }
-            throw APIError(status: .unprocessableContent, code: "validation_failed", message: context.debugDescription)
+            fields[name] = value
         }
+        return fields
     }
 }
 

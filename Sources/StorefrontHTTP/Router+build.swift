@@ -15,6 +15,8 @@ public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestCont
     AdminController(catalog: services.catalog, orders: services.orders, operations: services.operations,
                     paymentSimulator: services.paymentSimulator, adminToken: services.adminToken, maxBodyBytes: services.maxBodyBytes)
         .addRoutes(to: router)
+    ShopController(catalog: services.catalog, purchases: services.purchases, orders: services.orders, maxBodyBytes: services.maxBodyBytes)
+        .addRoutes(to: router)
     HealthController(checks: services.health, metrics: services.metrics).addRoutes(to: router)
     known.set(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
     return router

@@ -25,6 +25,11 @@ public struct OrderService: Sendable {
         return OrderView(order: order, saga: saga, steps: try await sagas.steps(sagaId: saga.id))
     }
 
+    /// The order a saga created (nil if it never got that far, or no such saga).
+    public func orderId(sagaId: UUID) async throws -> Int64? {
+        try await sagas.saga(id: sagaId)?.orderId
+    }
+
     /// Saga events as the outbox holds them (`id > after`, in id order, optionally of one saga), published or not.
     public func events(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {
         try await outbox.records(after: after, limit: limit, sagaId: sagaId)
