@@ -7,6 +7,9 @@ public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The connection the request came on (closed early after an oversized body, see `decodeJSON`).
     let channel: (any Channel)?
+    /// The console session's nonce, when the request was authenticated by the session cookie (not the bearer
+    /// token): console writes check their CSRF token against it.
+    var adminSessionNonce: String?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)

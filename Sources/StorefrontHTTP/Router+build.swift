@@ -13,7 +13,8 @@ public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestCont
     ProductController(catalog: services.catalog).addRoutes(to: router)
     PurchaseController(purchases: services.purchases, orders: services.orders, maxBodyBytes: services.maxBodyBytes).addRoutes(to: router)
     AdminController(catalog: services.catalog, orders: services.orders, operations: services.operations,
-                    paymentSimulator: services.paymentSimulator, adminToken: services.adminToken, maxBodyBytes: services.maxBodyBytes)
+                    paymentSimulator: services.paymentSimulator, adminToken: services.adminToken, maxBodyBytes: services.maxBodyBytes,
+                    sagas: services.sagas, outbox: services.outbox, health: services.health, metrics: services.metrics)
         .addRoutes(to: router)
     ShopController(catalog: services.catalog, purchases: services.purchases, orders: services.orders, maxBodyBytes: services.maxBodyBytes)
         .addRoutes(to: router)

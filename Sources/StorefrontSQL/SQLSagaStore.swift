@@ -370,6 +370,16 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
     }
 
+    public func backlog(cap: Int) async throws -> OutboxBacklog {
+        try await database.read(.primary) { s in
+            // Both walk the unpublished index only (SQLite: partial index; MariaDB: (published_at, id)).
+            let count = try s.row("SELECT COUNT(*) AS n FROM (SELECT id FROM outbox WHERE published_at IS NULL LIMIT ?) AS waiting", [cap])?.int("n") ?? 0
+            let oldest = try s.row("SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1").map { try $0.date("created_at") }
+            let latest = try s.row("SELECT MAX(id) AS id FROM outbox")?.optionalInt("id")
+            return OutboxBacklog(count: Int(count), oldestCreatedAt: oldest, latestId: latest)
+        }
+    }
+
     public func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {
         try await database.read(.primary) { s in
             if let sagaId {

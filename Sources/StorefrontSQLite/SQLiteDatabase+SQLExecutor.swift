@@ -18,15 +18,25 @@ extension SQLiteDatabase: SQLExecutor {
 }
 
 /// `SQLStatements` on one GRDB connection, inside its block. Statements are prepared once per connection
-/// and reused (`cachedStatement`): the stores' SQL is a fixed set of texts with `?` arguments (an IN list's
-/// length varies, bounded by its batch size), and preparing each time — parse, plan, GRDB's authorizer —
-/// was a fifth of the embedded server's CPU under purchase load.
+/// and reused (`cachedStatement`; preparing each time — parse, plan, GRDB's authorizer — was a fifth of the
+/// embedded server's CPU under purchase load). The stores' SQL is a fixed set of texts with `?` arguments,
+/// except IN lists and multi-row VALUES whose length varies: those are cached up to `cachedPlaceholders`
+/// arguments (a saga step's rows, short lists), so the cache (never evicted by GRDB) stays a few hundred
+/// statements; longer ones (a relay batch, a seed) are prepared for their one use. One statement per text
+/// (`cachedStatement` refuses several; the schema's scripts use `db.execute`).
 struct SQLiteStatements: SQLStatements {
     let db: Database
+    static let cachedPlaceholders = 40
+
+    func statement(_ sql: String) throws -> Statement {
+        var placeholders = 0
+        for byte in sql.utf8 where byte == UInt8(ascii: "?") { placeholders += 1 }
+        return placeholders <= Self.cachedPlaceholders ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+    }
 
     func run(_ sql: String, _ arguments: [SQLValue]) throws -> SQLChanges {
         do {
-            try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+            try statement(sql).execute(arguments: Self.arguments(arguments))
         } catch let error as DatabaseError where error.isUniqueViolation {
             throw SQLUniqueViolation(error.description)
         }
@@ -34,7 +44,7 @@ struct SQLiteStatements: SQLStatements {
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: Self.arguments(arguments))
+        let rows = try Row.fetchAll(statement(sql), arguments: Self.arguments(arguments))
         guard let first = rows.first else { return [] }
         let columns = SQLColumns(Array(first.columnNames))
         return rows.map { row in SQLRow(columns: columns, values: row.databaseValues.map(Self.value)) }

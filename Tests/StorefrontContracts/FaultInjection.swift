@@ -111,6 +111,7 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
         try await inner.take(sagaId: sagaId, owner: owner, lease: lease, force: force, now: now)
     }
     public func unpublished(limit: Int) async throws -> [OutboxRecord] { try await inner.unpublished(limit: limit) }
+    public func backlog(cap: Int) async throws -> OutboxBacklog { try await inner.backlog(cap: cap) }
     public func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord] {
         try await inner.records(after: after, limit: limit, sagaId: sagaId)
     }

@@ -275,6 +275,16 @@ public enum SagaStoreContract {
         try await sagas.markPublished(ids: pending.prefix(2).map(\.id), at: now)
         let rest = try await sagas.unpublished(limit: 1000)
         #expect(rest.count == pending.count - min(2, pending.count))
+
+        // the backlog: counted (up to the cap), and the oldest unpublished record's time
+        let backlog = try await sagas.backlog(cap: 1000)
+        #expect(backlog.count == rest.count)
+        #expect(backlog.oldestCreatedAt.map(Millis.from) == rest.first.map { Millis.from($0.createdAt) })
+        #expect(try await sagas.backlog(cap: 1).count == min(1, rest.count), "capped")
+        try await sagas.markPublished(ids: rest.map(\.id), at: now)
+        let latest = try await sagas.records(after: 0, limit: 100_000, sagaId: nil).last?.id
+        #expect(latest != nil && backlog.latestId == latest)
+        #expect(try await sagas.backlog(cap: 1000) == OutboxBacklog(count: 0, oldestCreatedAt: nil, latestId: latest))
     }
 }
 

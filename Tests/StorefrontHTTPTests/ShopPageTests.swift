@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import StorefrontApp
 import StorefrontCore
+@testable import StorefrontHTTP
 import Testing
 
 /// The shop's HTML pages in-process (the browser tests drive the same pages in Chromium: Tests/browser).
@@ -10,7 +11,14 @@ import Testing
 struct ShopPageTests {
     static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
 
+    /// A public page: the headers, and nothing of the console in it.
     static func expectPage(_ reply: Reply, _ status: HTTPResponse.Status, sourceLocation: SourceLocation = #_sourceLocation) {
+        expectPageHeaders(reply, status, sourceLocation: sourceLocation)
+        #expect(!reply.raw.contains("/admin"), "nothing of the console in public pages", sourceLocation: sourceLocation)
+    }
+
+    /// Any page: HTML, the security headers, no inline script.
+    static func expectPageHeaders(_ reply: Reply, _ status: HTTPResponse.Status, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(reply.status == status, "\(reply.raw)", sourceLocation: sourceLocation)
         #expect(reply.headers[.contentType] == "text/html; charset=utf-8", sourceLocation: sourceLocation)
         #expect(reply.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true, sourceLocation: sourceLocation)
@@ -19,7 +27,6 @@ struct ShopPageTests {
         #expect(reply.headers[HTTPField.Name("X-Frame-Options")!] == "DENY", sourceLocation: sourceLocation)
         #expect(reply.headers[HTTPField.Name("Referrer-Policy")!] == "same-origin", sourceLocation: sourceLocation)
         #expect(!reply.raw.contains("<script>"), "no inline script (the CSP forbids it)", sourceLocation: sourceLocation)
-        #expect(!reply.raw.contains("/admin"), "nothing of the console in public pages", sourceLocation: sourceLocation)
     }
 
     @Test func catalogueAndProductPagesEscapeAndPage() async throws {
@@ -107,9 +114,16 @@ struct ShopPageTests {
             #expect(try await client.call(.get, "/admin/products/\(id)", admin: true).int("available") == 2, "released")
             Self.expectPage(try await client.call(.get, "/shop/sagas/\(UUID())"), .notFound)
 
+            let crossSite = try await client.call(.post, "/shop/products/\(id)/buy", body: "key=k6&qty=1",
+                                                  headers: [.contentType: "application/x-www-form-urlencoded", .secFetchSite: "cross-site"])
+            Self.expectPage(crossSite, .forbidden)
+            let noKey = try await client.call(.post, "/shop/products/\(id)/buy", body: "qty=1", headers: Self.form)
+            Self.expectPage(noKey, .unprocessableContent)
+            #expect(try await client.call(.get, "/admin/products/\(id)", admin: true).int("available") == 2, "nothing bought")
+
             let huge = String(repeating: "a", count: 20_000)
             let tooLarge = try await client.call(.post, "/shop/products/\(id)/buy", body: "key=k5&qty=1&x=\(huge)", headers: Self.form)
-            #expect(tooLarge.status == .contentTooLarge)
+            #expect(tooLarge.status == .contentTooLarge && tooLarge.headers[.connection] == "close")
         }
     }
 

@@ -67,4 +67,30 @@ public protocol OutboxStore: Sendable {
     /// All records with `id > after`, in id order, optionally for one saga.
     func records(after: Int64, limit: Int, sagaId: UUID?) async throws -> [OutboxRecord]
     func markPublished(ids: [Int64], at: Date) async throws
+    /// Records waiting to be published, counted up to `cap`, and when the oldest of them was written.
+    func backlog(cap: Int) async throws -> OutboxBacklog
+}
+
+/// The outbox's unpublished records: the operations console's backlog figure.
+public struct OutboxBacklog: Sendable, Equatable {
+    /// Unpublished records, at most the `cap` asked for.
+    public var count: Int
+    public var oldestCreatedAt: Date?
+    /// The newest record's id, published or not (where a live tail of events starts).
+    public var latestId: Int64?
+
+    public init(count: Int, oldestCreatedAt: Date?, latestId: Int64?) {
+        self.count = count
+        self.oldestCreatedAt = oldestCreatedAt
+        self.latestId = latestId
+    }
+}
+
+extension OutboxStore {
+    /// From `unpublished` (reads the records; the SQL stores count instead).
+    public func backlog(cap: Int) async throws -> OutboxBacklog {
+        let records = try await unpublished(limit: cap)
+        let latest = try await self.records(after: 0, limit: Int.max, sagaId: nil).last?.id
+        return OutboxBacklog(count: records.count, oldestCreatedAt: records.first?.createdAt, latestId: latest)
+    }
 }

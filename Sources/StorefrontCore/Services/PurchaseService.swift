@@ -72,7 +72,22 @@ public final class PurchaseService: Sendable {
         try validate(request)
         // The purchase runs in its own task: a caller that goes away (client disconnect, shutdown) must not
         // cancel a saga half-way. Concurrent requests with the same key on this instance share one execution.
-        let work: @Sendable () async throws -> PurchaseResult = { try await self.purchaseOnce(request) }
+        // Outcomes are counted once per execution, here, not once per caller sharing it.
+        let work: @Sendable () async throws -> PurchaseResult = {
+            do {
+                let result = try await self.purchaseOnce(request)
+                self.outcomes.increment(result.saga.state.rawValue)
+                return result
+            } catch {
+                // Every outcome that is not about the input counts, by its code (the console's outcomes per minute).
+                switch error as? StorefrontError {
+                case .validation?, .productNotFound?, .idempotencyKeyReused?: break
+                case let e?: self.outcomes.increment(e.code)
+                case nil: self.outcomes.increment("error")
+                }
+                throw error
+            }
+        }
         let result: PurchaseResult
         do {
             if let key = request.idempotencyKey {
@@ -86,7 +101,6 @@ public final class PurchaseService: Sendable {
             if Self.mayHaveMovedStock(error) { reconciler?.note(request.productId) }
             throw error
         }
-        outcomes.increment(result.saga.state.rawValue)
         reconciler?.note(request.productId)
         return result
     }
@@ -105,7 +119,6 @@ public final class PurchaseService: Sendable {
         guard let pass = try await stock.enter(productId: request.productId) else {
             // A concurrent request with the same key on another instance may hold the product: answer as it will.
             if let replayed = try await replayIfKnown(request) { return replayed }
-            outcomes.increment("product_busy")
             throw StorefrontError.productBusy(productId: request.productId, retryAfterSeconds: settings.retryAfterSeconds)
         }
         do {
@@ -127,7 +140,6 @@ public final class PurchaseService: Sendable {
             // A retry that waited for the lock while the first request with its key bought the last units:
             // the answer is the first request's, not "sold out".
             if let replayed = try await replayIfKnown(request) { return replayed }
-            outcomes.increment("insufficient_stock")  // the counter's fast refusal
             throw error
         }
         let start: SagaStart

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Prometheus
 import StorefrontCore
 
 /// `/admin/…`: catalogue writes (primary) and the outbox view. Bearer token required; no token configured →
@@ -11,9 +12,16 @@ struct AdminController {
     let paymentSimulator: SimulatedPaymentGateway?
     let adminToken: String?
     let maxBodyBytes: Int
+    let sagas: any SagaStore
+    let outbox: any OutboxStore
+    let health: [any HealthCheckable]
+    let metrics: PrometheusCollectorRegistry
 
     func addRoutes(to router: Router<AppRequestContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: adminToken))
+        AdminConsoleController(catalog: catalog, operations: operations, sagas: sagas, outbox: outbox, health: health, metrics: metrics,
+                               adminToken: adminToken, maxBodyBytes: maxBodyBytes)
+            .addRoutes(to: router, admin: admin)
         admin.post("/products") { request, context in
             let body = try await request.decodeJSON(as: NewProductBody.self, limit: maxBodyBytes, context: context)
             let product = try await catalog.create(body.model)
@@ -85,21 +93,48 @@ struct AdminController {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time.
+/// Admin authentication: `Authorization: Bearer <token>` (scripts), checked in constant time, or the operations
+/// console's session cookie (AdminSession). A cookie-authenticated write to the JSON API must carry the
+/// session's CSRF token in `X-CSRF-Token`; the console's own forms (`/admin/console/…`) check theirs in the
+/// form. A browser asking for a console page without a session is sent to the sign-in page.
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let token: String?
+    let session: AdminSession?
+
+    init(token: String?) {
+        self.token = token
+        session = token.flatMap { $0.isEmpty ? nil : AdminSession(adminToken: $0) }
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token, !token.isEmpty else {
+        guard let token, !token.isEmpty, let session else {
             throw APIError(status: .unauthorized, code: "unauthorized", message: "admin endpoints are disabled: STOREFRONT_ADMIN_TOKEN is not set")
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              Self.constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8))
-        else {
-            throw StorefrontError.unauthorized
+        if let header = request.headers[.authorization] {
+            guard header.hasPrefix("Bearer "), Self.constantTimeEqual(Array(header.dropFirst(7).utf8), Array(token.utf8)) else {
+                throw StorefrontError.unauthorized
+            }
+            return try await next(request, context)
         }
-        return try await next(request, context)
+        let path = request.uri.path
+        let isConsole = path == "/admin/console" || path.hasPrefix("/admin/console/")
+        if let nonce = session.session(in: request.headers) {
+            if request.method != .get, request.method != .head, !isConsole,
+               !session.verifyCSRF(request.headers[.csrfToken], nonce: nonce) {
+                throw APIError(status: .forbidden, code: "csrf_failed", message: "a console session's write needs its X-CSRF-Token")
+            }
+            var context = context
+            context.adminSessionNonce = nonce
+            return try await next(request, context)
+        }
+        if isConsole {
+            // A browser without a (valid) session: to the sign-in page, dropping a stale cookie. A console form
+            // posted after the session expired changes nothing.
+            return Response(status: .seeOther, headers: [.location: "/admin/sign-in", .cacheControl: "no-store",
+                                                          .setCookie: AdminSession.setCookie(nil, secure: AdminSession.overTLS(request.headers))])
+        }
+        throw StorefrontError.unauthorized
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

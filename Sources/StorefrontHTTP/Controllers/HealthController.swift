@@ -30,17 +30,9 @@ struct HealthController {
             Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.liveBody))
         }
         router.get("/health/ready") { _, _ in
-            let results = await withTaskGroup(of: (String, Check).self) { group in
-                for check in checks {
-                    group.addTask { (check.healthName, await run(check)) }
-                }
-                var all: [String: Check] = [:]
-                for await (name, result) in group { all[name] = result }
-                return all
-            }
-            let ready = results.values.allSatisfy { $0.status != "down" }
-            return try jsonResponse(Report(status: ready ? "ready" : "unavailable", checks: results),
-                                    status: ready ? .ok : .serviceUnavailable, headers: ready ? [:] : [.retryAfter: "5"])
+            let report = await Self.report(checks, timeout: timeout)
+            let ready = report.status == "ready"
+            return try jsonResponse(report, status: ready ? .ok : .serviceUnavailable, headers: ready ? [:] : [.retryAfter: "5"])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -48,7 +40,21 @@ struct HealthController {
         }
     }
 
-    private func run(_ check: any HealthCheckable) async -> Check {
+    /// Every check at once, each bounded by `timeout`: what `/health/ready` answers and the console shows.
+    static func report(_ checks: [any HealthCheckable], timeout: Duration = .seconds(2)) async -> Report {
+        let results = await withTaskGroup(of: (String, Check).self) { group in
+            for check in checks {
+                group.addTask { (check.healthName, await run(check, timeout: timeout)) }
+            }
+            var all: [String: Check] = [:]
+            for await (name, result) in group { all[name] = result }
+            return all
+        }
+        let ready = results.values.allSatisfy { $0.status != "down" }
+        return Report(status: ready ? "ready" : "unavailable", checks: results)
+    }
+
+    private static func run(_ check: any HealthCheckable, timeout: Duration) async -> Check {
         let start = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in

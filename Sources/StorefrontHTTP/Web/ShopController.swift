@@ -34,6 +34,7 @@ struct ShopController {
         router.post("/shop/products/:id/buy") { request, context in
             try await page(context) {
                 let id = try context.positiveID()
+                if let refused = WebPage.refuseCrossSite(request) { return refused }
                 let form = try await request.decodeForm(limit: maxBodyBytes, context: context)
                 return try await buy(id, form: form, context: context)
             }
@@ -72,7 +73,9 @@ struct ShopController {
         guard let qty = form["qty"].flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }) else {
             return try await productPage(id, status: .unprocessableContent, message: "Enter a quantity (a whole number).", qty: form["qty"])
         }
-        let key = form["key"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let key = form["key"], !key.isEmpty else {
+            return try await productPage(id, status: .unprocessableContent, message: "This form has expired. Press Buy again.", qty: String(qty))
+        }
         do {
             let result = try await purchases.purchase(PurchaseRequest(productId: id, qty: qty, idempotencyKey: key))
             context.logger.info("purchase (shop form)", metadata: ["saga": "\(result.saga.id)", "product": "\(id)", "qty": "\(qty)",
@@ -97,12 +100,28 @@ struct ShopController {
             case .purchaseFailed(let saga, _):
                 return try await productPage(id, status: status, message: "The purchase could not be completed and was undone. Nothing was charged.",
                                              timeline: "/shop/sagas/\(saga)", qty: String(qty))
-            case .validation(let message), .idempotencyKeyReused(let message):
-                return try await productPage(id, status: status, message: message, qty: String(qty))
-            default:
+            case .validation(let message):
+                return try await productPage(id, status: status, message: message, key: key, qty: String(qty))
+            case .idempotencyKeyReused:
+                return try await productPage(id, status: status, message: "This form was already used for another quantity. Press Buy again.",
+                                             qty: String(qty))
+            case .productNotFound:
                 throw error
+            default:
+                return try await unknownOutcome(id, status: status, key: key, qty: qty, context: context, error: error)
             }
+        } catch {
+            return try await unknownOutcome(id, status: .internalServerError, key: key, qty: qty, context: context, error: error)
         }
+    }
+
+    /// We cannot say how the purchase ended: the page keeps the form's key, so Buy retries this purchase and
+    /// never buys twice.
+    func unknownOutcome(_ id: Int64, status: HTTPResponse.Status, key: String, qty: Int64, context: AppRequestContext,
+                        error: any Error) async throws -> Response {
+        context.logger.warning("purchase (shop form) outcome unknown", metadata: ["product": "\(id)", "error": "\(error)"])
+        return try await productPage(id, status: status, message: "We could not confirm your purchase. Press Buy again: it retries this same purchase, it never buys twice.",
+                                     key: key, qty: String(qty))
     }
 
     func productPage(_ id: Int64, status: HTTPResponse.Status, message: String, kind: String = "error", timeline: String? = nil,
@@ -141,6 +160,8 @@ struct ShopController {
                 ? "Please try again in a moment. (Request \(context.id))" : api.message
             var response = problem(api.status, heading, message)
             if let seconds = api.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
+            // The rest of an oversized body was not read: the connection cannot be reused.
+            if api.status == .contentTooLarge { response.headers[.connection] = "close" }
             return response
         }
     }
@@ -163,6 +184,14 @@ enum WebPage {
         .referrerPolicy: "same-origin",
         .xFrameOptions: "DENY",
     ]
+
+    /// A form posted from another site (`Sec-Fetch-Site: cross-site` or `same-site`): refused, 403. Browsers
+    /// send the header on every request; clients that do not (curl, scripts) are not browsers being abused.
+    static func refuseCrossSite(_ request: Request) -> Response? {
+        guard let site = request.headers[.secFetchSite], site != "same-origin", site != "none" else { return nil }
+        let page = WebTemplates.render("problem", ["heading": "Refused", "message": "This form was sent from another site."])
+        return response(WebTemplates.render("layout", ["title": "Refused", "body": page]), status: .forbidden)
+    }
 
     static func response(_ html: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = securityHeaders

@@ -13,7 +13,102 @@ enum WebAssets {
         "shop.css": asset("text/css; charset=utf-8", css),
         "shop.js": asset("text/javascript; charset=utf-8", script),
         "favicon.svg": asset("image/svg+xml", favicon),
+        "console.js": asset("text/javascript; charset=utf-8", consoleScript),
     ]
+
+    static let consoleScript = #"""
+    'use strict';
+    // The operations console's live parts; every page works without this file.
+    (function () {
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+      const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text == null ? '' : String(text); if (cls) td.className = cls; return td; };
+      const row = (cells) => { const tr = document.createElement('tr'); for (const c of cells) tr.append(c); return tr; };
+      const setText = (id, text) => { const el = document.getElementById(id); if (el && el.textContent !== String(text)) el.textContent = String(text); };
+
+      const dashboard = document.getElementById('dependencies');
+      if (dashboard) {
+        const history = []; // [time, {outcome: total}] of one server process
+        let server = null;
+        (async () => {
+          let failures = 0;
+          for (;;) {
+            await sleep(document.hidden ? 10000 : 2000);
+            let status;
+            try {
+              const res = await fetch('/admin/console/status', { credentials: 'same-origin', headers: { 'Accept': 'application/json' },
+                                                                 signal: AbortSignal.timeout(5000) });
+              if (res.redirected || res.status === 401) { location.assign('/admin/sign-in'); return; }
+              if (!res.ok) throw new Error('status ' + res.status);
+              status = await res.json();
+              failures = 0;
+            } catch (e) {
+              if (++failures >= 3) setText('ready', 'console cannot reach the server');
+              continue;
+            }
+            setText('as-of', status.at);
+            const ready = document.getElementById('ready');
+            ready.textContent = status.ready;
+            ready.className = 'badge ' + (status.ready === 'ready' ? 'ok' : 'bad');
+            dashboard.tBodies[0].replaceChildren(...status.dependencies.map((d) => row([
+              cell(d.name), cell(d.status, d.status === 'up' ? 'ok' : d.status === 'down' ? 'bad' : 'warn'), cell(d.latencyMs + ' ms'), cell(d.error)])));
+            setText('sagas-in-flight', status.sagasInFlight);
+            setText('attention-count', status.needingAttention.length);
+            setText('outbox-unpublished', status.outbox.unpublished + (status.outbox.capped ? '+' : ''));
+            setText('outbox-oldest', status.outbox.oldestAgeSeconds == null ? '—' : status.outbox.oldestAgeSeconds + ' s');
+            document.getElementById('attention').tBodies[0].replaceChildren(...status.needingAttention.map((s) => row([
+              cell(s.id), cell(s.state), cell(s.productId), cell(s.attempts), cell(s.lastError)])));
+            // Outcomes per minute: the difference of one server's totals over the last 60 s of polls. Behind nginx
+            // polls reach either app server, and a restart zeroes the totals: a new server starts a new window.
+            if (status.server !== server) { server = status.server; history.length = 0; }
+            const now = Date.now();
+            history.push([now, status.purchases]);
+            while (history.length > 2 && now - history[1][0] >= 60000) history.shift();
+            const [then, old] = history[0];
+            const span = Math.max(1, (now - then) / 60000);
+            document.getElementById('purchases').tBodies[0].replaceChildren(...Object.keys(status.purchases).sort().map((k) => {
+              const perMinute = history.length > 1 ? Math.max(0, Math.round((status.purchases[k] - (old[k] || 0)) / span)) : '—';
+              const tr = row([cell(k), cell(status.purchases[k], 'total'), cell(perMinute, 'per-minute')]);
+              tr.dataset.outcome = k;
+              return tr;
+            }));
+          }
+        })();
+      }
+
+      const events = document.getElementById('events');
+      if (events) {
+        (async () => {
+          let after = Number(events.dataset.after || 0);
+          after = Math.max(0, after - 20); // start with the last 20
+          for (;;) {
+            let page;
+            try {
+              const res = await fetch('/admin/events?limit=100&after=' + after, { credentials: 'same-origin', headers: { 'Accept': 'application/json' },
+                                                                                   signal: AbortSignal.timeout(5000) });
+              if (res.status === 401) { location.assign('/admin/sign-in'); return; }
+              if (!res.ok) throw new Error('status ' + res.status);
+              page = await res.json();
+            } catch (e) {
+              await sleep(5000);
+              continue;
+            }
+            for (const item of page.items) {
+              after = Math.max(after, item.id);
+              const e = item.event;
+              const li = document.createElement('li');
+              li.className = 'event';
+              li.dataset.type = e.type;
+              li.textContent = e.occurredAt.slice(11, 23) + '  ' + e.type + '  saga ' + e.sagaId.slice(0, 8) + '  product ' + e.productId +
+                (e.orderId ? '  order ' + e.orderId : '') + (e.reason ? '  — ' + e.reason : '') + (item.published ? '' : '  (not yet published)');
+              events.prepend(li);
+            }
+            while (events.children.length > 50) events.lastElementChild.remove();
+            if (!page.next) await sleep(document.hidden ? 10000 : 1000);
+          }
+        })();
+      }
+    })();
+    """#
 
     static let favicon = #"""
     <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b5cad"/><path d="M6 9h3l3 12h12l3-9H11" fill="none" stroke="#fff" stroke-width="2.5" stroke-linejoin="round"/><circle cx="13" cy="25" r="2" fill="#fff"/><circle cx="23" cy="25" r="2" fill="#fff"/></svg>
@@ -77,6 +172,30 @@ enum WebAssets {
     .step-done .outcome { color: var(--ok); }
     .compensation .name::before { content: "↩ "; }
     .live { color: var(--warn); }
+    .console main { max-width: 72rem; }
+    table { border-collapse: collapse; width: 100%; background: #fff; margin: .5rem 0 1rem; }
+    th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
+    td.ok { color: var(--ok); font-weight: 600; } td.bad { color: var(--bad); font-weight: 600; } td.warn { color: var(--warn); font-weight: 600; }
+    .badge { font-size: .85rem; padding: .1rem .5rem; border-radius: 1rem; vertical-align: middle; }
+    .badge.ok { background: #e8f5e9; color: var(--ok); } .badge.bad { background: #fdecea; color: var(--bad); }
+    .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: 1rem; margin: 1rem 0; }
+    .figure { background: #fff; border: 1px solid var(--line); border-radius: .5rem; padding: .75rem 1rem; }
+    .figure .label { display: block; color: var(--muted); font-size: .9rem; }
+    .figure .value { font-size: 1.6rem; font-weight: 700; }
+    .events { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85rem; background: #fff; border: 1px solid var(--line); padding: .5rem 2rem; max-height: 24rem; overflow: auto; }
+    .stack { display: grid; gap: .35rem; max-width: 32rem; }
+    .stack label { font-weight: 600; margin-top: .5rem; }
+    .stack input, .stack textarea, input.short { font: inherit; padding: .5rem; border: 1px solid #767676; border-radius: .25rem; }
+    .stack button { justify-self: start; margin-top: .75rem; }
+    input.short { width: 6rem; }
+    form.inline { display: inline-flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
+    form.inline button { padding: .35rem 1rem; min-height: 36px; }
+    .top nav { display: flex; align-items: center; gap: 1rem; flex-wrap: wrap; }
+    .top nav a { margin-left: 0; }
+    button.link { background: none; color: var(--accent); text-decoration: underline; padding: 0; min-height: 0; font-weight: 400; }
+    a.button { display: inline-block; background: var(--accent); color: #fff; padding: .5rem 1.25rem; border-radius: .25rem; text-decoration: none; font-weight: 600; }
+    .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+    .hint { color: var(--muted); font-size: .9rem; }
     @media (max-width: 30rem) { main { padding: .5rem; } .buy button { width: 100%; } .facts { grid-template-columns: 1fr; } }
     """#
 
@@ -113,25 +232,36 @@ enum WebAssets {
         payment_unavailable: 'The payment service could not be reached. Nothing was charged; you can try again.',
         purchase_failed: 'The purchase could not be completed and was undone. Nothing was charged.',
         product_not_found: 'This product no longer exists.',
+        idempotency_key_reused: 'That purchase was already made with another quantity. Press Buy again to buy this one.',
       };
 
       for (const form of document.querySelectorAll('form[data-purchase]')) {
         const button = form.querySelector('button');
         const box = document.getElementById('message');
         const keyField = form.elements.key;
-        keyField.value = newKey();
+        // A key belongs to one intent: this product and this quantity. Changing the quantity is a new intent.
+        let keyQty = null;
+        const freshKey = () => { keyField.value = newKey(); keyQty = null; };
+        freshKey();
         let inFlight = false;
+        const label = button.textContent;
+        // Back to this page from the order page (back/forward cache): ready for a new purchase.
+        window.addEventListener('pageshow', (event) => {
+          if (event.persisted) { inFlight = false; button.disabled = false; button.textContent = label; freshKey(); }
+        });
         form.addEventListener('submit', async (event) => {
           event.preventDefault();
           if (inFlight) return; // no double submit
           inFlight = true;
-          const label = button.textContent;
           button.disabled = true;
           button.textContent = 'Buying…';
           say(box, '', '');
           let leaving = false;
           try {
-            const body = JSON.stringify({ productId: Number(form.dataset.productId), qty: Number(form.elements.qty.value) });
+            const qty = Number(form.elements.qty.value);
+            if (keyQty !== null && keyQty !== qty) freshKey();
+            keyQty = qty;
+            const body = JSON.stringify({ productId: Number(form.dataset.productId), qty });
             for (let attempt = 1; ; attempt++) {
               let res;
               try {
@@ -158,7 +288,7 @@ enum WebAssets {
                 continue;
               }
               if (FINAL[error.code]) {
-                keyField.value = newKey();
+                freshKey();
                 say(box, FINAL[error.code], 'error', error.sagaId ? '/shop/sagas/' + error.sagaId : null);
               } else {
                 say(box, error.message || ('Something went wrong (' + res.status + '). Press Buy to try again.'), 'error');
@@ -172,16 +302,35 @@ enum WebAssets {
         });
       }
 
-      // The order page: while the saga runs, fetch the page again every second and swap in its live parts.
+      // The order page: while the saga runs, fetch the page again every second and bring its live parts
+      // over (the status's text in place, so screen readers announce it). Stops when the saga is finished,
+      // after 10 minutes (a saga waiting for a person), or when the order can no longer be read.
       const order = document.querySelector('article.order[data-terminal="false"]');
       if (order) {
         (async () => {
-          for (;;) {
-            await sleep(1000);
+          const until = Date.now() + 10 * 60 * 1000;
+          let failures = 0;
+          while (Date.now() < until) {
+            await sleep(document.hidden ? 5000 : 1000);
             let html;
-            try { html = await (await fetch(location.href, { credentials: 'same-origin' })).text(); } catch (e) { continue; }
+            try {
+              const res = await fetch(location.href, { credentials: 'same-origin' });
+              if (res.status === 404) return;
+              if (!res.ok) throw new Error('status ' + res.status);
+              html = await res.text();
+              failures = 0;
+            } catch (e) {
+              if (++failures >= 10) return;
+              await sleep(Math.min(30000, 1000 * 2 ** failures));
+              continue;
+            }
             const next = new DOMParser().parseFromString(html, 'text/html');
-            for (const id of ['order-status', 'saga-state', 'timeline']) {
+            const status = document.getElementById('order-status'), nextStatus = next.getElementById('order-status');
+            if (status && nextStatus) {
+              if (status.textContent !== nextStatus.textContent) status.textContent = nextStatus.textContent;
+              status.className = nextStatus.className;
+            }
+            for (const id of ['saga-state', 'timeline']) {
               const now = document.getElementById(id), then = next.getElementById(id);
               if (now && then) now.replaceWith(document.importNode(then, true));
             }
