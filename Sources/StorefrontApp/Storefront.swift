@@ -75,7 +75,9 @@ public struct Storefront: Sendable {
         recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, stock: stock, logger: logger)
         if let kafka = config.kafka.producerConfiguration(clientID: "storefront-\(config.instanceID)") {
             let producer = try KafkaProducer(configuration: kafka, logger: logger)
-            relay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
+            let outboxRelay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
+            health.append(outboxRelay)
+            relay = outboxRelay
             self.producer = producer
         } else {
             relay = nil

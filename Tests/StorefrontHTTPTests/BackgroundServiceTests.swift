@@ -96,7 +96,12 @@ struct BackgroundServiceTests {
         let relay = OutboxRelay(outbox: outbox, publisher: publisher, batchSize: 1)
         let idle = Duration.milliseconds(50)
         var pauses: [Duration] = []
-        for _ in 0..<10 { pauses.append(await relay.step(idle: idle)) }
+        await #expect(throws: Never.self, "healthy before its first round") { try await relay.checkHealth() }
+        pauses.append(await relay.step(idle: idle))
+        await #expect(throws: StorefrontError.self, "degraded while rounds fail") { try await relay.checkHealth() }
+        #expect(relay.healthName == "kafka_relay" && !relay.healthIsCritical, "never makes the server unready")
+        for _ in 1..<10 { pauses.append(await relay.step(idle: idle)) }
+        await #expect(throws: Never.self, "healthy again after a round succeeded") { try await relay.checkHealth() }
         let backOff: [Duration] = [100, 200, 400, 800, 1600, 3200, 5000, 5000].map { .milliseconds($0) }
         #expect(pauses == backOff + [.zero, .zero])
         #expect(relay.isFailing == false)

@@ -119,6 +119,22 @@ def screenshots():
     return directory
 
 
+def wait(driver, seconds=20):
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+
+
+def shot(driver, screenshots, name):
+    driver.save_screenshot(os.path.join(screenshots, name + ".png"))
+
+
+def available(server, product_id):
+    """The product's available units, from the admin API (the primary)."""
+    status, product = server.call("GET", f"/admin/products/{product_id}", admin=True)
+    assert status == 200, product
+    return product["available"]
+
+
 def make_browser(javascript=True, size=DESKTOP):
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -1,21 +1,11 @@
 """The operations console in a real browser: sign in, watch the system, restock, and the shop shows it; CSRF
 and a missing session refused."""
-import os
 import uuid
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ADMIN_TOKEN, PHONE
-
-
-def wait(driver, seconds=20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
-
-
-def shot(driver, screenshots, name):
-    driver.save_screenshot(os.path.join(screenshots, name + ".png"))
+from conftest import ADMIN_TOKEN, PHONE, available, shot, wait
 
 
 def sign_in(driver, server, token=ADMIN_TOKEN):
@@ -25,12 +15,6 @@ def sign_in(driver, server, token=ADMIN_TOKEN):
     field.clear()
     field.send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "main form button").click()
-
-
-def available(server, product_id):
-    status, product = server.call("GET", f"/admin/products/{product_id}", admin=True)
-    assert status == 200, product
-    return product["available"]
 
 
 def test_sign_in_watch_restock_and_the_shop_shows_it(server, browser, screenshots):
@@ -124,3 +108,17 @@ def test_writes_without_csrf_token_or_session_are_refused(server, browser):
               body: 'qty=5&csrf=x'}).then((r) => done(r.redirected ? r.url : r.status), () => done(-1));""" % product)
     assert str(status).endswith("/admin/sign-in"), status
     assert available(server, product) == 3
+
+
+def test_console_pages_at_phone_width(server, browser, screenshots):
+    product = server.create_product("Phone Console Cup", stock=2)
+    driver = browser(size=PHONE)
+    sign_in(driver, server)
+    wait(driver).until(EC.url_contains("/admin/console"))
+    wait(driver).until(EC.text_to_be_present_in_element((By.ID, "ready"), "ready"))
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), "no sideways scrolling"
+    shot(driver, screenshots, "console-dashboard-phone")
+    driver.get(f"{server.url}/admin/console/products/{product}")
+    assert driver.find_element(By.ID, "available").text == "2"
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), "no sideways scrolling"
+    shot(driver, screenshots, "console-product-phone")

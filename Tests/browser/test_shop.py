@@ -1,6 +1,5 @@
 """The shop in a real browser: browse, buy, watch the order; the last unit, a busy product, a declined card,
 and the whole thing without JavaScript. Screenshots of each page at desktop and phone width."""
-import os
 import threading
 import time
 import uuid
@@ -8,17 +7,8 @@ import uuid
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import PHONE
-
-
-def wait(driver, seconds=20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
-
-
-def shot(driver, screenshots, name):
-    driver.save_screenshot(os.path.join(screenshots, name + ".png"))
+from conftest import PHONE, available, shot, wait
 
 
 def open_from_catalogue(driver, server, name):
@@ -43,12 +33,6 @@ def buy(driver, qty=1):
 
 def timeline(driver):
     return [li.find_element(By.CSS_SELECTOR, ".name").text for li in driver.find_elements(By.CSS_SELECTOR, "#timeline li")]
-
-
-def available(server, product_id):
-    status, product = server.call("GET", f"/admin/products/{product_id}", admin=True)
-    assert status == 200, product
-    return product["available"]
 
 
 def test_browse_buy_and_the_order_is_confirmed(server, browser, screenshots):

@@ -67,3 +67,18 @@ public final class OutboxRelay: Sendable {
         }
     }
 }
+
+/// The relay in `/health/ready` and the console: `degraded` while its rounds fail (the brokers are away and
+/// events wait in the outbox — nothing is lost, purchases go on), never `down`.
+extension OutboxRelay: HealthCheckable {
+    public var healthName: String { "kafka_relay" }
+    public var healthIsCritical: Bool { false }
+
+    public func checkHealth() async throws {
+        let failures = consecutiveFailures.withLock { $0 }
+        if failures > 0 {
+            throw StorefrontError.unavailable("the outbox relay cannot publish to Kafka (\(failures) failed rounds in a row); events wait in the outbox",
+                                              retryAfterSeconds: 5)
+        }
+    }
+}

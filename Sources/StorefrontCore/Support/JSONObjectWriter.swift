@@ -52,6 +52,8 @@ public struct JSONObjectWriter: Sendable {
     }
 
     private mutating func name(_ key: String) {
+        assert(key.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x80 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") },
+               "JSONObjectWriter keys are plain ASCII names (they are written unescaped)")
         if !empty { out += "," }
         empty = false
         out += "\""

@@ -254,12 +254,17 @@ struct AdminConsoleController {
 
     func signInPage(message: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
         let body = WebTemplates.render("console-sign-in", WebTemplates.object(["message": message]))
-        return WebPage.response(WebTemplates.render("console-layout", WebTemplates.object(["title": "Sign in", "body": body])), status: status)
+        return layout("Sign in", body, status: status)
     }
 
     func consolePage(_ title: String, nonce: String, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        layout(title, body, status: status, signedIn: true, csrf: session?.csrfToken(nonce: nonce))
+    }
+
+    /// A console page in the console's layout (its navigation and sign-out form only for a session).
+    func layout(_ title: String, _ body: String, status: HTTPResponse.Status, signedIn: Bool = false, csrf: String? = nil) -> Response {
         WebPage.response(WebTemplates.render("console-layout", WebTemplates.object([
-            "title": title, "body": body, "signedIn": true, "csrf": session?.csrfToken(nonce: nonce) ?? "",
+            "site": "Storefront operations", "title": title, "body": body, "signedIn": signedIn && csrf != nil, "csrf": csrf,
         ])), status: status)
     }
 
@@ -285,7 +290,7 @@ struct AdminConsoleController {
         guard session.verifyCSRF(form["csrf"], nonce: nonce) else {
             context.logger.notice("console write refused: CSRF token missing or wrong", metadata: ["path": "\(request.uri.path)"])
             let page = WebTemplates.render("problem", ["heading": "Refused", "message": "This form has expired or did not come from the console. Reload the page and try again."])
-            return WebPage.response(WebTemplates.render("console-layout", WebTemplates.object(["title": "Refused", "body": page])), status: .forbidden)
+            return layout("Refused", page, status: .forbidden)
         }
         do {
             return try await body(form, nonce)
@@ -299,8 +304,8 @@ struct AdminConsoleController {
         if api.status.code >= 500 { context.logger.error("console page failed", metadata: ["error": "\(error)"]) }
         let message = api.code == "internal_error" ? "Something went wrong (request \(context.id)); see the server log." : api.message
         let page = WebTemplates.render("problem", ["heading": api.status.code == 404 ? "Not found" : "That did not work", "message": message])
-        var response = WebPage.response(WebTemplates.render("console-layout", WebTemplates.object(["title": "Error", "body": page, "signedIn": true])),
-                                        status: api.status)
+        var response = layout("Error", page, status: api.status, signedIn: true,
+                              csrf: context.adminSessionNonce.flatMap { nonce in session?.csrfToken(nonce: nonce) })
         if let seconds = api.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
         return response
     }

@@ -171,7 +171,7 @@ struct ShopController {
     }
 
     func html(title: String, _ body: String, status: HTTPResponse.Status = .ok, refreshSeconds: Int? = nil) -> Response {
-        WebPage.response(WebTemplates.render("layout", WebTemplates.object(["title": title, "body": body, "refreshSeconds": refreshSeconds])), status: status)
+        WebPage.response(WebTemplates.render("layout", WebTemplates.object(["title": title, "site": "Storefront", "body": body, "refreshSeconds": refreshSeconds])), status: status)
     }
 }
 
@@ -190,7 +190,7 @@ enum WebPage {
     static func refuseCrossSite(_ request: Request) -> Response? {
         guard let site = request.headers[.secFetchSite], site != "same-origin", site != "none" else { return nil }
         let page = WebTemplates.render("problem", ["heading": "Refused", "message": "This form was sent from another site."])
-        return response(WebTemplates.render("layout", ["title": "Refused", "body": page]), status: .forbidden)
+        return response(WebTemplates.render("layout", ["title": "Refused", "site": "Storefront", "body": page]), status: .forbidden)
     }
 
     static func response(_ html: String, status: HTTPResponse.Status = .ok) -> Response {

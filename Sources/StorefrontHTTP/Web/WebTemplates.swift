@@ -27,11 +27,7 @@ enum WebTemplates {
         <!doctype html>
         <html lang="en">
         <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{title}} · Storefront</title>
-        <link rel="stylesheet" href="/assets/shop.css">
-        <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
+        {{> head}}
         {{#refreshSeconds}}<noscript><meta http-equiv="refresh" content="{{refreshSeconds}}"></noscript>{{/refreshSeconds}}
         <script src="/assets/shop.js" defer></script>
         </head>
@@ -44,6 +40,15 @@ enum WebTemplates {
         <footer class="foot"><p>Storefront · every purchase is a saga: each order page shows its steps as they happen.</p></footer>
         </body>
         </html>
+        """#,
+
+        // What both layouts' <head> start with; `site` names the shop or the console in the title.
+        "head": #"""
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{title}} · {{site}}</title>
+        <link rel="stylesheet" href="/assets/shop.css">
+        <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
         """#,
 
         "catalogue": #"""
@@ -107,11 +112,7 @@ enum WebTemplates {
         <!doctype html>
         <html lang="en">
         <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{title}} · Storefront operations</title>
-        <link rel="stylesheet" href="/assets/shop.css">
-        <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
+        {{> head}}
         <script src="/assets/console.js" defer></script>
         </head>
         <body class="console">
