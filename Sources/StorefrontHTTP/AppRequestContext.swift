@@ -11,6 +11,9 @@ public struct AppRequestContext: RequestContext {
     /// token): console writes check their CSRF token against it.
     var adminSessionNonce: String?
 
+    /// The peer's IP address ("unknown" without a channel): nginx's, behind nginx (see `X-Forwarded-For`).
+    var clientAddress: String { channel?.remoteAddress?.ipAddress ?? "unknown" }
+
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.channel = source.channel

@@ -186,6 +186,26 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         _ = try await read(.primary) { (s: MariaDBSession) in try s.query("SELECT 1", [] as [MariaDBValue]) }
     }
 
+    /// The primary (probed now) and every replica as the monitor last saw it: in read rotation or not, why,
+    /// and its lag (`Seconds_Behind_Master`).
+    public func healthNodes() async -> [HealthNode] {
+        var primary = HealthNode(role: "primary", endpoint: primaryEndpoint, status: "up")
+        do {
+            try await checkHealth()
+            if let refused = writesRefused { primary.status = "degraded"; primary.detail = "writes refused: " + refused }
+        } catch {
+            primary.status = "down"
+            primary.detail = "\(error)"
+        }
+        let snapshot = topology.snapshot
+        return [primary] + snapshot.replicas.map { index in
+            let rotation = snapshot.rotation[index]
+            let status = rotation.inRotation ? "up" : rotation.reason.hasPrefix("unreachable") ? "down" : "degraded"
+            return HealthNode(role: "replica", endpoint: nodes[index].endpoint, status: status, lagSeconds: rotation.lagSeconds,
+                              detail: rotation.inRotation ? rotation.reason : "out of read rotation: " + rotation.reason)
+        }
+    }
+
     /// The read replicas as a non-critical health check: degraded when none is in rotation (reads then go
     /// to the primary), with each one's reason.
     public var replicaHealth: MariaDBReplicaHealth { MariaDBReplicaHealth(database: self) }

@@ -160,6 +160,57 @@ struct ConsolePageTests {
         }
     }
 
+    /// The servers behind a check are listed with it; listing them is bounded by the check's timeout, and a
+    /// check whose listing hangs is still reported (without rows).
+    @Test func healthReportListsEachChecksServersWithinTheTimeout() async {
+        struct Check: HealthCheckable {
+            var name: String
+            var hang: Bool
+            var healthName: String { name }
+            func checkHealth() async throws {}
+            func healthNodes() async -> [HealthNode] {
+                if hang { try? await Task.sleep(for: .seconds(30)) }
+                return [HealthNode(role: "primary", endpoint: "db:1", status: "up"), HealthNode(role: "replica", endpoint: "db:2", status: "degraded", lagSeconds: 7)]
+            }
+        }
+        let start = ContinuousClock.now
+        let report = await HealthController.report([Check(name: "listed", hang: false), Check(name: "hangs", hang: true)], timeout: .milliseconds(300))
+        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(report.status == "ready")
+        #expect(report.checks["listed"]?.nodes?.map(\.endpoint) == ["db:1", "db:2"])
+        #expect(report.checks["listed"]?.nodes?.last?.lagSeconds == 7)
+        #expect(report.checks["hangs"]?.status == "up" && report.checks["hangs"]?.nodes == nil)
+    }
+
+    /// Past the limit of failed sign-ins from one address, even the right token is refused (429 with
+    /// Retry-After) until the window ends; the table stays bounded.
+    @Test func repeatedWrongTokensAreThrottled() async throws {
+        let throttle = SignInThrottle(limit: 3, window: .seconds(60), maxAddresses: 2)
+        let start = ContinuousClock.now
+        for _ in 0..<3 { #expect(throttle.retryAfter("a", now: start) == nil); throttle.recordFailure("a", now: start) }
+        #expect(throttle.retryAfter("a", now: start + .seconds(1)) == 60)
+        #expect(throttle.retryAfter("b", now: start) == nil, "per address")
+        #expect(throttle.retryAfter("a", now: start + .seconds(61)) == nil, "the window ended")
+        throttle.recordFailure("b", now: start); throttle.recordFailure("c", now: start); throttle.recordFailure("d", now: start)
+
+        let storefront = try await makeStorefront()
+        try await storefront.test { client in
+            var last: Reply?
+            for _ in 0..<25 {
+                last = try await client.call(.post, "/admin/sign-in", body: "token=wrong", headers: Self.form)
+                if last?.status == .tooManyRequests { break }
+            }
+            let limited = try #require(last)
+            ShopPageTests.expectPageHeaders(limited, .tooManyRequests)
+            #expect(limited.headers[.retryAfter].flatMap(Int.init).map { (1...60).contains($0) } == true)
+            #expect(limited.raw.contains("Too many wrong tokens"))
+            let right = try await client.call(.post, "/admin/sign-in", body: "token=\(adminToken)", headers: Self.form)
+            #expect(right.status == .tooManyRequests && right.headers[.setCookie] == nil, "no sign-in while throttled")
+            // The bearer API is not affected.
+            #expect(try await client.call(.get, "/admin/console/status", admin: true).status == .ok)
+        }
+    }
+
     @Test func withoutAnAdminTokenTheConsoleIsClosed() async throws {
         let storefront = try await makeStorefront { $0.adminToken = nil }
         try await storefront.test { client in

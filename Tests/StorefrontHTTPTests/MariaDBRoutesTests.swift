@@ -22,6 +22,18 @@ struct MariaDBRoutesTests {
             let checks = ready.json["checks"] as? [String: any Sendable]
             #expect((checks?["database"] as? [String: any Sendable])?["status"] as? String == "up")
             #expect((checks?["database_replicas"] as? [String: any Sendable])?["status"] as? String == "degraded", "\(ready.raw)")
+            // Each server behind the check: the primary up, the dead replica down.
+            let nodes = (checks?["database"] as? [String: any Sendable])?["nodes"] as? [[String: any Sendable]] ?? []
+            #expect(nodes.map { $0["role"] as? String } == ["primary", "replica"], "\(ready.raw)")
+            #expect(nodes.map { $0["status"] as? String } == ["up", "down"], "\(ready.raw)")
+            // The console shows the same rows.
+            let (cookie, _) = try await ConsolePageTests.signIn(client)
+            let status = try await client.call(.get, "/admin/console/status", headers: [.cookie: cookie])
+            let servers = try #require(status.json["servers"] as? [[String: Any]])
+            #expect(servers.map { $0["check"] as? String } == ["database", "database"])
+            #expect(servers.last?["endpoint"] as? String == "127.0.0.1:1/storefront" && servers.last?["status"] as? String == "down")
+            let dashboard = try await client.call(.get, "/admin/console", headers: [.cookie: cookie])
+            #expect(dashboard.raw.contains("<td>127.0.0.1:1/storefront</td>") && dashboard.raw.contains("out of read rotation"), "\(dashboard.raw)")
         }
     }
 }

@@ -83,6 +83,11 @@ struct MariaDBContractTests {
         guard let db = try await freshMariaDB() else { return }
         await db.checkReplicas()
         #expect(db.replicaStatus.map(\.inRotation) == [true], "\(db.replicaStatus)")
+        // The console's rows: the primary and the replica, up, with the replica's measured lag.
+        let rows = await db.healthNodes()
+        #expect(rows.map(\.role) == ["primary", "replica"] && rows.map(\.status) == ["up", "up"], "\(rows)")
+        #expect(rows[0].endpoint == db.primaryEndpoint && rows[0].lagSeconds == nil)
+        #expect(try #require(rows[1].lagSeconds) >= 0)
         let p = try await db.products.create(ProductStoreContract.mug("replicated", stock: 7), now: Date())
         #expect(try await db.products.product(id: p.id, consistency: .primary)?.sku == "replicated")
         var seen: Product?
@@ -126,6 +131,12 @@ struct MariaDBContractTests {
         #expect(try await db.products.products(after: nil, limit: 10, consistency: .replica).items.count == 1)
         await db.checkReplicas()
         #expect(db.replicaStatus.first?.reason.hasPrefix("unreachable") == true)
+        // The console's rows: the primary up, the replica down (unreachable), no lag known.
+        let rows = await db.healthNodes()
+        #expect(rows.map(\.role) == ["primary", "replica"])
+        #expect(rows.map(\.status) == ["up", "down"], "\(rows)")
+        #expect(rows[1].endpoint.hasPrefix("127.0.0.1:1/storefront"), "\(rows)")
+        #expect(rows[1].lagSeconds == nil && rows[1].detail?.contains("out of read rotation") == true, "\(rows)")
         // Health: degraded (not critical), naming the replica and why.
         #expect(db.replicaHealth.healthIsCritical == false)
         let degraded = await #expect(throws: StorefrontError.self) { try await db.replicaHealth.checkHealth() }

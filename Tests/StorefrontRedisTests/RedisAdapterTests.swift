@@ -71,5 +71,52 @@ struct RedisAdapterTests {
         let down = try RedisClient(configuration: RedisConfiguration(endpoints: [RedisEndpoint(host: "127.0.0.1", port: 1)]))
         await #expect(throws: (any Error).self) { try await RedisHealth(redis: down).checkHealth() }
     }
+
+    /// The console's per-node rows: a standalone server is one row; a node that does not answer is down.
+    @Test func healthNodesOfAStandaloneServer() async throws {
+        let redis = try testRedisClient()
+        let rows = await RedisHealth(redis: redis).healthNodes()
+        #expect(rows.count == 1)
+        #expect(rows.first?.role == "standalone" && rows.first?.status == "up" && rows.first?.endpoint == "\(redis.configuration.endpoints[0])")
+        let down = try RedisClient(configuration: RedisConfiguration(endpoints: [RedisEndpoint(host: "127.0.0.1", port: 1)]))
+        let downRows = await RedisHealth(redis: down).healthNodes()
+        #expect(downRows.map(\.status) == ["down"] && downRows.first?.detail?.isEmpty == false)
+    }
+
+    /// Every node of the test cluster (3 masters, 3 replicas), each probed: masters with their slots, replicas
+    /// naming their master.
+    @Test func healthNodesOfACluster() async throws {
+        let redis = try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")
+        // (a generous bound: the whole suite runs in parallel on two cores)
+        let rows = await RedisHealth(redis: redis, nodeTimeout: .seconds(10)).healthNodes()
+        #expect(rows.filter { $0.role == "master" }.count == 3, "\(rows)")
+        #expect(rows.filter { $0.role == "replica" }.count == 3, "\(rows)")
+        #expect(rows.allSatisfy { $0.status == "up" }, "\(rows)")
+        #expect(rows.filter { $0.role == "master" }.allSatisfy { $0.detail?.hasPrefix("slots ") == true })
+        let masters = Set(rows.filter { $0.role == "master" }.map(\.endpoint))
+        for replica in rows where replica.role == "replica" {
+            let of = replica.detail?.replacingOccurrences(of: "replica of ", with: "") ?? ""
+            #expect(masters.contains(of), "\(replica)")
+        }
+    }
+
+    /// `CLUSTER NODES` as Redis 7 prints it, with a failed master, a suspected one and a replica.
+    @Test func clusterNodesParsing() {
+        let text = """
+        a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+        b2 127.0.0.1:7002@17002,host-b master,fail - 1 2 2 disconnected 5461-10922
+        c3 127.0.0.1:7003@17003 master,fail? - 1 2 3 connected 10923-16383
+        d4 127.0.0.1:7004@17004 slave a1 0 2 1 connected
+        e5 :0@0 master,noaddr - 0 0 0 disconnected
+        """
+        let nodes = RedisHealth.parseClusterNodes(text)
+        #expect(nodes.map { "\($0.endpoint)" } == ["127.0.0.1:7001", "127.0.0.1:7004", "127.0.0.1:7002", "127.0.0.1:7003"])
+        let rows = nodes.map(\.health)
+        #expect(rows.map(\.status) == ["up", "up", "down", "degraded"])
+        #expect(rows.map(\.role) == ["master", "replica", "master", "master"])
+        #expect(rows[0].detail == "slots 0-5460")
+        #expect(rows[1].detail == "replica of 127.0.0.1:7001")
+        #expect(rows[2].detail?.contains("marks it failed") == true)
+    }
 }
 

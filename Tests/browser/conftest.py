@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ADMIN_TOKEN = "browser-test-token"
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
+MISSING_PRODUCT = 999999999  # a product id no test creates: its page is the shop's 404
 
 
 def free_port():
@@ -128,6 +129,41 @@ def shot(driver, screenshots, name):
     driver.save_screenshot(os.path.join(screenshots, name + ".png"))
 
 
+def shot_phone(driver, screenshots, name):
+    """The page as it is now, at phone width (the window is emulated at 390 px, then put back)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 2, "mobile": True})
+    try:
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), f"{name}: wider than a phone"
+        shot(driver, screenshots, name)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def axe_script():
+    """axe-core's script, from the axe-playwright-python wheel (not imported: Playwright is not installed)."""
+    import importlib.util
+    spec = importlib.util.find_spec("axe_playwright_python")
+    assert spec and spec.submodule_search_locations, "axe-playwright-python is missing: run scripts/browser-test"
+    with open(os.path.join(list(spec.submodule_search_locations)[0], "axe.min.js"), encoding="utf-8") as f:
+        return f.read()
+
+
+def axe_violations(driver, tags=("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice")):
+    """axe-core's WCAG 2.1 A/AA and best-practice rules on the page as it is now: the violations, each as
+    'rule (impact): targets — help'."""
+    if not driver.execute_script("return typeof window.axe === 'object'"):
+        driver.execute_script(axe_script())
+    driver.set_script_timeout(30)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
+        ".then((r) => done(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,"
+        " targets: v.nodes.map((n) => n.target.join(' '))})))).catch((e) => done([{id: 'axe-error', impact: 'error', help: String(e), targets: []}]));",
+        list(tags))
+    return [f"{v['id']} ({v['impact']}): {', '.join(v['targets'][:5])} — {v['help']}" for v in result]
+
+
 def available(server, product_id):
     """The product's available units, from the admin API (the primary)."""
     status, product = server.call("GET", f"/admin/products/{product_id}", admin=True)
@@ -174,6 +210,8 @@ def browser():
                 if ("status of 4" in entry["message"] or "status of 503" in entry["message"]) and (
                         "/purchase" in entry["message"] or "/admin/" in entry["message"] or "/buy " in entry["message"]):
                     continue
+                if f"/shop/products/{MISSING_PRODUCT} " in entry["message"] and "status of 404" in entry["message"]:
+                    continue  # the not-found page, opened on purpose
                 problems.append(entry["message"])
         driver.quit()
     assert not problems, problems

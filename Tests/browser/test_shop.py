@@ -8,7 +8,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from conftest import PHONE, available, shot, wait
+from conftest import PHONE, available, shot, shot_phone, wait
 
 
 def open_from_catalogue(driver, server, name):
@@ -163,6 +163,7 @@ def test_a_busy_product_is_retried_by_itself(server, simulator, browser, screens
     button = driver.find_element(By.CSS_SELECTOR, "form.buy button")
     assert not button.is_enabled(), "no second submit while retrying"
     shot(driver, screenshots, "product-busy-desktop")
+    shot_phone(driver, screenshots, "product-busy-phone")
     wait(driver, 30).until(EC.url_contains("/shop/orders/"))
     wait(driver).until(EC.text_to_be_present_in_element((By.ID, "order-status"), "Confirmed"))
     holder.join(30)
@@ -180,6 +181,7 @@ def test_a_declined_payment_and_its_compensation(server, simulator, browser, scr
     assert "Nothing was charged" in driver.find_element(By.ID, "message").text
     assert driver.find_element(By.NAME, "key").get_attribute("value") != key_before, "the next Buy is a new intent"
     shot(driver, screenshots, "product-declined-desktop")
+    shot_phone(driver, screenshots, "product-declined-phone")
     driver.find_element(By.LINK_TEXT, "See what happened").click()
     wait(driver).until(EC.url_contains("/shop/orders/"))
     assert "declined" in driver.find_element(By.ID, "order-status").text
@@ -190,6 +192,7 @@ def test_a_declined_payment_and_its_compensation(server, simulator, browser, scr
     assert "compensation" in undo.get_attribute("class") and "declined" in undo.find_element(By.CSS_SELECTOR, ".detail").text
     assert "skipped" in driver.find_elements(By.CSS_SELECTOR, "#timeline li .outcome")[4].text, "nothing to refund"
     shot(driver, screenshots, "order-declined-desktop")
+    shot_phone(driver, screenshots, "order-declined-phone")
     assert available(server, product) == 3
 
 

@@ -104,6 +104,11 @@ public final class RedisClusterClient: Sendable {
         return (slots, masters)
     }
 
+    /// Sends a command to one node, whatever slots it serves (`PING` to a replica, for health).
+    public func send(to endpoint: RedisEndpoint, _ arguments: [RESPArgument]) async throws -> RESPValue {
+        try await node(endpoint).send(arguments)
+    }
+
     // MARK: commands
 
     /// Sends a command touching `key` (nil: any master). Error replies other than redirects throw `RedisServerError`.

@@ -347,7 +347,7 @@ public struct ProviderTimeout: Error, Sendable, CustomStringConvertible {
 
 /// Runs `call` and waits at most `limit` for it. Past the limit the call is cancelled and `ProviderTimeout`
 /// is thrown at once — without waiting for a call that ignores cancellation.
-func withDeadline<T: Sendable>(_ limit: Duration, what: String, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
+public func withDeadline<T: Sendable>(_ limit: Duration, what: String, _ call: @escaping @Sendable () async throws -> T) async throws -> T {
     let race = DeadlineRace<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

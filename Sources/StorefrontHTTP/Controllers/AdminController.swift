@@ -18,9 +18,11 @@ struct AdminController {
     let metrics: PrometheusCollectorRegistry
 
     func addRoutes(to router: Router<AppRequestContext>) {
-        let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: adminToken))
+        // One session key for the middleware and the console (deriving it hashes the token).
+        let session = adminToken.flatMap { $0.isEmpty ? nil : AdminSession(adminToken: $0) }
+        let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: adminToken, session: session))
         AdminConsoleController(catalog: catalog, operations: operations, sagas: sagas, outbox: outbox, health: health, metrics: metrics,
-                               adminToken: adminToken, maxBodyBytes: maxBodyBytes)
+                               adminToken: adminToken, session: session, maxBodyBytes: maxBodyBytes)
             .addRoutes(to: router, admin: admin)
         admin.post("/products") { request, context in
             let body = try await request.decodeJSON(as: NewProductBody.self, limit: maxBodyBytes, context: context)
@@ -102,9 +104,9 @@ struct BearerTokenMiddleware: RouterMiddleware {
     let token: String?
     let session: AdminSession?
 
-    init(token: String?) {
+    init(token: String?, session: AdminSession?) {
         self.token = token
-        session = token.flatMap { $0.isEmpty ? nil : AdminSession(adminToken: $0) }
+        self.session = session
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -14,6 +14,8 @@ struct HealthController {
         var status: String
         var latencyMs: Int
         var error: String?
+        /// The servers behind the check, each with its state (omitted for a single-server dependency).
+        var nodes: [HealthNode]?
     }
 
     struct Report: Codable {
@@ -55,6 +57,14 @@ struct HealthController {
     }
 
     private static func run(_ check: any HealthCheckable, timeout: Duration) async -> Check {
+        // The nodes are listed alongside the check, within the same bound (none listed when they take longer).
+        async let nodes = try? withDeadline(timeout, what: "\(check.healthName) nodes") { await check.healthNodes() }
+        var result = await verdict(check, timeout: timeout)
+        if let nodes = await nodes, !nodes.isEmpty { result.nodes = nodes }
+        return result
+    }
+
+    private static func verdict(_ check: any HealthCheckable, timeout: Duration) async -> Check {
         let start = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in

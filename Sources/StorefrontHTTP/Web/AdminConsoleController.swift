@@ -15,12 +15,12 @@ struct AdminConsoleController {
     let health: [any HealthCheckable]
     let metrics: PrometheusCollectorRegistry
     let adminToken: String?
+    /// The session key, derived once from the admin token (nil: no token, the console is closed).
+    let session: AdminSession?
     let maxBodyBytes: Int
-
-    var session: AdminSession? { adminToken.flatMap { $0.isEmpty ? nil : AdminSession(adminToken: $0) } }
+    var throttle = SignInThrottle()
 
     func addRoutes(to router: Router<AppRequestContext>, admin: RouterGroup<AppRequestContext>) {
-        let session = session
         router.get("/admin/sign-in") { request, _ in
             if let session, session.session(in: request.headers) != nil {
                 return Response(status: .seeOther, headers: [.location: "/admin/console"])
@@ -29,14 +29,25 @@ struct AdminConsoleController {
         }
         router.post("/admin/sign-in") { request, context in
             if let refused = WebPage.refuseCrossSite(request) { return refused }
+            let client = context.clientAddress
+            var logger = context.logger
+            logger[metadataKey: "client"] = "\(client)"
+            if let forwarded = request.headers[.forwardedFor] { logger[metadataKey: "forwardedFor"] = "\(forwarded)" }
+            if let wait = throttle.retryAfter(client) {
+                logger.warning("console sign-in refused: too many failed attempts from this address")
+                var response = signInPage(message: "Too many wrong tokens from this address. Try again in \(wait) seconds.", status: .tooManyRequests)
+                response.headers[.retryAfter] = String(wait)
+                return response
+            }
             let form = try await request.decodeForm(limit: maxBodyBytes, context: context)
             guard let session, let token = adminToken, let given = form["token"],
                   BearerTokenMiddleware.constantTimeEqual(Array(given.utf8), Array(token.utf8))
             else {
-                context.logger.notice("console sign-in refused")
+                throttle.recordFailure(client)
+                logger.notice("console sign-in refused: wrong token")
                 return signInPage(message: "That token is not right.", status: .unauthorized)
             }
-            context.logger.notice("console sign-in")
+            logger.notice("console sign-in")
             return Response(status: .seeOther, headers: [
                 .location: "/admin/console", .setCookie: AdminSession.setCookie(session.issue(), secure: AdminSession.overTLS(request.headers)),
                 .cacheControl: "no-store",
@@ -67,7 +78,7 @@ struct AdminConsoleController {
         }
         admin.get("/console/products/new") { _, context in
             try await page(context) { nonce in
-                consolePage("New product", nonce: nonce, productForm(nonce: nonce, values: ["currency": "EUR", "stock": "0"]))
+                consolePage("New product", nonce: nonce, "<h1>New product</h1>\n" + productForm(nonce: nonce, values: ["currency": "EUR", "stock": "0"]))
             }
         }
         admin.post("/console/products") { request, context in
@@ -80,7 +91,7 @@ struct AdminConsoleController {
                     context.logger.notice("console: product created", metadata: ["product": "\(product.id)", "sku": "\(product.sku)"])
                     return Response(status: .seeOther, headers: [.location: "/admin/console/products/\(product.id)?saved=created"])
                 } catch let error as StorefrontError {
-                    return consolePage("New product", nonce: nonce, productForm(nonce: nonce, values: form, message: error.message),
+                    return consolePage("New product", nonce: nonce, "<h1>New product</h1>\n" + productForm(nonce: nonce, values: form, message: error.message),
                                        status: APIError.status(of: error))
                 }
             }
@@ -138,6 +149,16 @@ struct AdminConsoleController {
             var error: String?
         }
 
+        /// One server behind a check (database primary and replicas with their lag, Redis nodes).
+        struct Server: Encodable {
+            var check: String
+            var role: String
+            var endpoint: String
+            var status: String
+            var lagSeconds: Int?
+            var detail: String?
+        }
+
         struct Outbox: Encodable {
             var unpublished: Int
             var capped: Bool
@@ -148,6 +169,7 @@ struct AdminConsoleController {
         var at: String
         var ready: String
         var dependencies: [Dependency]
+        var servers: [Server]
         /// This process (a new id after a restart): the dashboard's per-minute figures restart when it changes.
         var server: String
         var sagasInFlight: Int
@@ -157,12 +179,19 @@ struct AdminConsoleController {
         var purchases: [String: Int]
         var problems: [String]
 
+        static func statusClass(_ status: String) -> String { status == "up" ? "ok" : status == "down" ? "bad" : "warn" }
+
         var templateObject: [String: Any] {
             WebTemplates.object([
                 "at": at, "ready": ready, "readyClass": ready == "ready" ? "ok" : "bad",
                 "dependencies": dependencies.map { d in
-                    WebTemplates.object(["name": d.name, "status": d.status, "statusClass": d.status == "up" ? "ok" : d.status == "down" ? "bad" : "warn",
+                    WebTemplates.object(["name": d.name, "status": d.status, "statusClass": Self.statusClass(d.status),
                                          "latencyMs": d.latencyMs, "error": d.error])
+                },
+                "hasServers": !servers.isEmpty,
+                "servers": servers.map { n in
+                    WebTemplates.object(["check": n.check, "role": n.role, "endpoint": n.endpoint, "status": n.status,
+                                         "statusClass": Self.statusClass(n.status), "lag": n.lagSeconds.map { "\($0) s" } ?? "—", "detail": n.detail])
                 },
                 "sagasInFlight": sagasInFlight,
                 "attentionCount": needingAttention.count,
@@ -191,9 +220,13 @@ struct AdminConsoleController {
         do { attention = try await operations.list(needingAttention: true, limit: 50) } catch { problems.append("sagas needing attention: \(error)") }
         do { backlog = try await outbox.backlog(cap: Self.outboxCap + 1) } catch { problems.append("outbox: \(error)") }
         let health = await report
+        let checks = health.checks.sorted { $0.key < $1.key }
         return Status(
             at: Timestamp.rfc3339(now), ready: health.status,
-            dependencies: health.checks.sorted { $0.key < $1.key }.map { Status.Dependency(name: $0.key, status: $0.value.status, latencyMs: $0.value.latencyMs, error: $0.value.error) },
+            dependencies: checks.map { Status.Dependency(name: $0.key, status: $0.value.status, latencyMs: $0.value.latencyMs, error: $0.value.error) },
+            servers: checks.flatMap { name, check in
+                (check.nodes ?? []).map { Status.Server(check: name, role: $0.role, endpoint: $0.endpoint, status: $0.status, lagSeconds: $0.lagSeconds, detail: $0.detail) }
+            },
             server: Self.serverID, sagasInFlight: inFlight,
             needingAttention: attention.map(SagaListDTO.Item.init),
             outbox: .init(unpublished: min(backlog.count, Self.outboxCap), capped: backlog.count > Self.outboxCap,

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HTTPTypes
+import Synchronization
 
 /// The operations console's session: the admin token, exchanged once at sign-in for a cookie.
 ///
@@ -87,5 +88,49 @@ struct AdminSession: Sendable {
 
     static func overTLS(_ headers: HTTPFields) -> Bool {
         headers[.forwardedProto]?.lowercased() == "https"
+    }
+}
+
+/// Failed console sign-ins per client address: past `limit` failures in `window`, that address's sign-ins are
+/// refused (429) until the window ends, right token or not, so the token cannot be guessed online at speed.
+/// The table is bounded (`maxAddresses`; the oldest windows go first). Behind nginx every client arrives
+/// from nginx's address, so there it bounds guesses across all clients, and nginx's own per-client limit
+/// (deploy/nginx/storefront.conf) separates them.
+final class SignInThrottle: Sendable {
+    private struct Window { var start: ContinuousClock.Instant; var failures: Int }
+    let limit: Int
+    let window: Duration
+    let maxAddresses: Int
+    private let windows = Mutex<[String: Window]>([:])
+
+    init(limit: Int = 20, window: Duration = .seconds(60), maxAddresses: Int = 10_000) {
+        self.limit = limit
+        self.window = window
+        self.maxAddresses = maxAddresses
+    }
+
+    /// Seconds until `address` may try again, nil when it may now.
+    func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
+        windows.withLock { table in
+            guard let w = table[address] else { return nil }
+            let left = w.start + window - now
+            if left <= .zero { table[address] = nil; return nil }
+            return w.failures >= limit ? max(1, Int(left.components.seconds) + 1) : nil
+        }
+    }
+
+    func recordFailure(_ address: String, now: ContinuousClock.Instant = .now) {
+        windows.withLock { table in
+            if var w = table[address], now - w.start < window {
+                w.failures += 1
+                table[address] = w
+                return
+            }
+            if table.count >= maxAddresses {
+                table = table.filter { now - $0.value.start < window }
+                if table.count >= maxAddresses, let oldest = table.min(by: { $0.value.start < $1.value.start })?.key { table[oldest] = nil }
+            }
+            table[address] = Window(start: now, failures: 1)
+        }
     }
 }

@@ -25,6 +25,7 @@ enum WebAssets {
       const row = (cells) => { const tr = document.createElement('tr'); for (const c of cells) tr.append(c); return tr; };
       const setText = (id, text) => { const el = document.getElementById(id); if (el && el.textContent !== String(text)) el.textContent = String(text); };
 
+      const statusClass = (s) => s === 'up' ? 'ok' : s === 'down' ? 'bad' : 'warn';
       const dashboard = document.getElementById('dependencies');
       if (dashboard) {
         const history = []; // [time, {outcome: total}] of one server process
@@ -50,7 +51,11 @@ enum WebAssets {
             ready.textContent = status.ready;
             ready.className = 'badge ' + (status.ready === 'ready' ? 'ok' : 'bad');
             dashboard.tBodies[0].replaceChildren(...status.dependencies.map((d) => row([
-              cell(d.name), cell(d.status, d.status === 'up' ? 'ok' : d.status === 'down' ? 'bad' : 'warn'), cell(d.latencyMs + ' ms'), cell(d.error)])));
+              cell(d.name), cell(d.status, statusClass(d.status)), cell(d.latencyMs + ' ms'), cell(d.error)])));
+            const servers = document.getElementById('servers'); // none on the embedded server
+            if (servers) servers.tBodies[0].replaceChildren(...status.servers.map((n) => row([
+              cell(n.check), cell(n.role), cell(n.endpoint), cell(n.status, statusClass(n.status)),
+              cell(n.lagSeconds == null ? '—' : n.lagSeconds + ' s', 'lag'), cell(n.detail)])));
             setText('sagas-in-flight', status.sagasInFlight);
             setText('attention-count', status.needingAttention.length);
             setText('outbox-unpublished', status.outbox.unpublished + (status.outbox.capped ? '+' : ''));

@@ -147,6 +147,11 @@ enum WebTemplates {
         <table id="dependencies"><thead><tr><th scope="col">Check</th><th scope="col">Status</th><th scope="col">Latency</th><th scope="col">Detail</th></tr></thead>
         <tbody>{{#dependencies}}<tr><td>{{name}}</td><td class="{{statusClass}}">{{status}}</td><td>{{latencyMs}} ms</td><td>{{error}}</td></tr>{{/dependencies}}</tbody></table>
         </section>
+        <section aria-labelledby="servers-h"><h2 id="servers-h">Servers</h2>
+        {{#hasServers}}<table id="servers"><thead><tr><th scope="col">Check</th><th scope="col">Role</th><th scope="col">Server</th><th scope="col">Status</th><th scope="col">Replication lag</th><th scope="col">Detail</th></tr></thead>
+        <tbody>{{#servers}}<tr><td>{{check}}</td><td>{{role}}</td><td>{{endpoint}}</td><td class="{{statusClass}}">{{status}}</td><td class="lag">{{lag}}</td><td>{{detail}}</td></tr>{{/servers}}</tbody></table>{{/hasServers}}
+        {{^hasServers}}<p class="hint" id="no-servers">Embedded: the database, cache, locks and event log are in this process; no separate servers.</p>{{/hasServers}}
+        </section>
         <section class="figures" aria-label="Figures">
         <div class="figure"><span class="label">Sagas in flight</span><span class="value" id="sagas-in-flight">{{sagasInFlight}}</span></div>
         <div class="figure"><span class="label">Need attention</span><span class="value" id="attention-count">{{attentionCount}}</span></div>
@@ -162,7 +167,7 @@ enum WebTemplates {
         <tbody>{{#needingAttention}}<tr><td><code>{{id}}</code></td><td>{{state}}</td><td>{{productId}}</td><td>{{attempts}}</td><td>{{lastError}}</td></tr>{{/needingAttention}}</tbody></table>
         </section>
         <section aria-labelledby="events-h"><h2 id="events-h">Saga events, live</h2>
-        <ol id="events" class="events" data-after="{{latestEventId}}" aria-live="polite"></ol>
+        <ol id="events" class="events" data-after="{{latestEventId}}" aria-live="polite" aria-labelledby="events-h" tabindex="0"></ol>
         <noscript><p>The live tail needs JavaScript; <a href="/admin/events?limit=50">the events as JSON</a>.</p></noscript>
         </section>
         """#,
