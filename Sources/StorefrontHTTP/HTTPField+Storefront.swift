@@ -12,7 +12,7 @@ extension HTTPField.Name {
     static let csrfToken = Self("X-CSRF-Token")!
     static let secFetchSite = Self("Sec-Fetch-Site")!
     static let forwardedProto = Self("X-Forwarded-Proto")!
-    static let forwardedFor = Self("X-Forwarded-For")!
+    static let realIP = Self("X-Real-IP")!
     static let referrerPolicy = Self("Referrer-Policy")!
     static let xFrameOptions = Self("X-Frame-Options")!
 }

@@ -186,18 +186,18 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         _ = try await read(.primary) { (s: MariaDBSession) in try s.query("SELECT 1", [] as [MariaDBValue]) }
     }
 
-    /// The primary (probed now) and every replica as the monitor last saw it: in read rotation or not, why,
-    /// and its lag (`Seconds_Behind_Master`).
-    public func healthNodes() async -> [HealthNode] {
-        var primary = HealthNode(role: "primary", endpoint: primaryEndpoint, status: "up")
-        do {
-            try await checkHealth()
-            if let refused = writesRefused { primary.status = "degraded"; primary.detail = "writes refused: " + refused }
-        } catch {
-            primary.status = "down"
-            primary.detail = "\(error)"
-        }
+    /// The primary, as the health check just found it, and every replica as the monitor last saw it: in read
+    /// rotation or not, why, and its lag (`Seconds_Behind_Master`). No probe of its own.
+    public func healthNodes(checkError: (any Error)?) async -> [HealthNode] {
         let snapshot = topology.snapshot
+        var primary = HealthNode(role: "primary", endpoint: nodes[snapshot.primary].endpoint, status: "up")
+        if let checkError {
+            primary.status = "down"
+            primary.detail = "\(checkError)"
+        } else if let refused = writesRefused {
+            primary.status = "degraded"
+            primary.detail = "writes refused: " + refused
+        }
         return [primary] + snapshot.replicas.map { index in
             let rotation = snapshot.rotation[index]
             let status = rotation.inRotation ? "up" : rotation.reason.hasPrefix("unreachable") ? "down" : "degraded"

@@ -15,30 +15,48 @@ public struct RedisHealth: HealthCheckable {
     public var healthName: String { "redis" }
     public func checkHealth() async throws { try await redis.ping() }
 
-    public func healthNodes() async -> [HealthNode] {
+    public func healthNodes(checkError: (any Error)?) async -> [HealthNode] {
         guard let cluster = redis.cluster else {
-            let endpoint = redis.configuration.endpoints[0]
-            return [await probe(HealthNode(role: "standalone", endpoint: "\(endpoint)", status: "up")) { try await redis.ping() }]
+            // The check just pinged the one server.
+            return [HealthNode(role: "standalone", endpoint: "\(redis.configuration.endpoints[0])", status: checkError == nil ? "up" : "down",
+                               detail: checkError.map { "\($0)" })]
         }
-        let listed: [ClusterNode]
-        do {
-            let reply = try await withDeadline(nodeTimeout, what: "CLUSTER NODES") { try await cluster.send(["CLUSTER", "NODES"], key: nil) }
-            listed = Self.parseClusterNodes(reply.string ?? "")
-        } catch {
-            return cluster.masters.map { HealthNode(role: "master", endpoint: "\($0)", status: "down", detail: "CLUSTER NODES: \(error)") }
+        // The node list from the first node that answers (a dead master must not hide the others' view).
+        let candidates = cluster.masters + redis.configuration.endpoints.filter { !cluster.masters.contains($0) }
+        var listed: [ClusterNode]?
+        var lastError: (any Error)?
+        for endpoint in candidates where listed == nil {
+            do {
+                let reply = try await withDeadline(nodeTimeout, what: "CLUSTER NODES from \(endpoint)") {
+                    try await cluster.send(to: endpoint, ["CLUSTER", "NODES"]).throwingServerError()
+                }
+                listed = Self.parseClusterNodes(reply.string ?? "")
+            } catch {
+                lastError = error
+            }
         }
-        return await withTaskGroup(of: (Int, HealthNode).self) { group in
-            for (index, node) in listed.enumerated() {
+        guard let listed else {
+            // No node lists the cluster: each known master as its own PING finds it.
+            let reason = "no node answered CLUSTER NODES (\(lastError.map { "\($0)" } ?? "none known"))"
+            return await probeAll(cluster.masters.map { ($0, HealthNode(role: "master", endpoint: "\($0)", status: "up", detail: reason)) }, cluster)
+        }
+        return await probeAll(listed.map { ($0.endpoint, $0.health) }, cluster)
+    }
+
+    /// Every row as the node's own `PING` finds it, concurrently.
+    private func probeAll(_ rows: [(RedisEndpoint, HealthNode)], _ cluster: RedisClusterClient) async -> [HealthNode] {
+        await withTaskGroup(of: (Int, HealthNode).self) { group in
+            for (index, (endpoint, row)) in rows.enumerated() {
                 group.addTask {
-                    (index, await probe(node.health) {
-                        let reply = try await cluster.send(to: node.endpoint, ["PING"])
+                    (index, await probe(row) {
+                        let reply = try await cluster.send(to: endpoint, ["PING"])
                         guard reply.string == "PONG" else { throw RedisClientError.unexpectedReply("\(reply)") }
                     })
                 }
             }
-            var rows = [HealthNode?](repeating: nil, count: listed.count)
-            for await (index, row) in group { rows[index] = row }
-            return rows.compactMap { $0 }
+            var probed = rows.map(\.1)
+            for await (index, row) in group { probed[index] = row }
+            return probed
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StorefrontLoad
+import Synchronization
 
 /// `storefront load SCENARIO --url U …`: a load generator a user can point at any deployment (docs/benchmarks.md).
 struct Load: AsyncParsableCommand {
@@ -13,9 +14,13 @@ struct Load: AsyncParsableCommand {
             Scenarios: view-hit, view-miss, purchase-distinct, purchase-hot, mix (the seed's 4000:800:1200).
             Purchase scenarios check the invariants afterwards through the API and the admin endpoints (admin token
             needed) and exit 1 if one breaks.
+            shoppers (for the failover drills): --clients N closed-loop shoppers who view a product, then buy it with
+            one Idempotency-Key per intent, retried as the server asks; --product-ids picks the products; every
+            request and intent is written to --records FILE. Ends after --duration or on SIGTERM (clients finish
+            the intent they are in).
             """)
 
-    @Argument(help: "view-hit | view-miss | purchase-distinct | purchase-hot | mix") var scenario: String
+    @Argument(help: "view-hit | view-miss | purchase-distinct | purchase-hot | mix | shoppers") var scenario: String
     @Option(help: "The target: http://host:port or https://host:port.") var url = "http://127.0.0.1:8080"
     @Option(help: "Open loop: requests per second offered.") var rate: Double?
     @Option(help: "Closed loop instead: this many clients.") var clients: Int?
@@ -29,8 +34,14 @@ struct Load: AsyncParsableCommand {
     @Flag(help: "TLS: do not verify the server's certificate.") var insecure = false
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Flag(help: "No progress line every second.") var quiet = false
+    @Option(help: "shoppers: the products, as id:weight,id:weight,… (a heavier one is picked more often).") var productIds: String?
+    @Option(help: "shoppers: write every request and purchase intent as JSON to this file.") var records: String?
+    @Option(help: "shoppers: seconds one purchase intent keeps retrying before it is abandoned.") var intentDeadline = 20.0
+    @Option(help: "shoppers: the share of purchases sent without an Idempotency-Key (never retried).") var unkeyedShare = 0.1
+    @Option(help: "shoppers: the seed of the shoppers' choices.") var seed: UInt64 = 1
 
     func run() async throws {
+        if scenario == "shoppers" { return try await runShoppers() }
         guard let name = LoadScenario(rawValue: scenario) else {
             throw ValidationError("unknown scenario \(scenario): one of \(LoadScenario.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -71,4 +82,44 @@ struct Load: AsyncParsableCommand {
         }
         if !result.invariantsHold { throw ExitCode(1) }
     }
+
+    func runShoppers() async throws {
+        guard let clients, clients > 0, clients <= 10_000, rate == nil else { throw ValidationError("shoppers: give --clients N (closed loop), not --rate") }
+        guard let productIds, let records else { throw ValidationError("shoppers: give --product-ids and --records") }
+        var products: [(id: Int64, weight: Double)] = []
+        for item in productIds.split(separator: ",") {
+            let parts = item.split(separator: ":")
+            guard let id = parts.first.flatMap({ Int64($0) }), id > 0, parts.count <= 2,
+                  let weight = parts.count == 2 ? Double(parts[1]) : 1, weight > 0
+            else { throw ValidationError("--product-ids: expected id:weight,id:weight,…, not \(item)") }
+            products.append((id, weight))
+        }
+        guard !products.isEmpty, duration > 0, intentDeadline > 0, (0...1).contains(unkeyedShare) else {
+            throw ValidationError("shoppers: --product-ids must name a product, --duration and --intent-deadline be positive, --unkeyed-share within 0…1")
+        }
+        let target: LoadTarget
+        do { target = try LoadTarget(url: url, caFile: caFile, insecure: insecure) } catch let error as LoadError { throw ValidationError(error.description) }
+        var settings = ShopperLoad.Settings(target: target, clients: clients, products: products, duration: .seconds(duration))
+        settings.intentDeadline = .milliseconds(Int(intentDeadline * 1000))
+        settings.unkeyedShare = unkeyedShare
+        settings.seed = seed
+        // SIGTERM (the drill stopping its load): no new intents; the current ones finish, the records are written.
+        let stopped = StopFlag()
+        signal(SIGTERM, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        source.setEventHandler { stopped.set() }
+        source.resume()
+        defer { source.cancel() }
+        let progress: (@Sendable (String) -> Void)? = quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let (json, summary) = try await ShopperLoad(settings: settings).run(stop: { stopped.isSet }, progress: progress)
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: records))
+        print(summary)
+    }
+}
+
+/// Set once, from a signal handler's queue; read by the shoppers.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var isSet: Bool { flag.load(ordering: .relaxed) }
 }

@@ -168,18 +168,21 @@ struct ConsolePageTests {
             var hang: Bool
             var healthName: String { name }
             func checkHealth() async throws {}
-            func healthNodes() async -> [HealthNode] {
+            func healthNodes(checkError: (any Error)?) async -> [HealthNode] {
                 if hang { try? await Task.sleep(for: .seconds(30)) }
                 return [HealthNode(role: "primary", endpoint: "db:1", status: "up"), HealthNode(role: "replica", endpoint: "db:2", status: "degraded", lagSeconds: 7)]
             }
         }
         let start = ContinuousClock.now
-        let report = await HealthController.report([Check(name: "listed", hang: false), Check(name: "hangs", hang: true)], timeout: .milliseconds(300))
+        let checks = [Check(name: "listed", hang: false), Check(name: "hangs", hang: true)]
+        #expect(await HealthController.report(checks, timeout: .milliseconds(300)).checks["listed"]?.nodes == nil, "only when asked for")
+        let report = await HealthController.report(checks, timeout: .milliseconds(300), nodes: true)
         #expect(ContinuousClock.now - start < .seconds(10))
         #expect(report.status == "ready")
         #expect(report.checks["listed"]?.nodes?.map(\.endpoint) == ["db:1", "db:2"])
         #expect(report.checks["listed"]?.nodes?.last?.lagSeconds == 7)
         #expect(report.checks["hangs"]?.status == "up" && report.checks["hangs"]?.nodes == nil)
+        #expect(report.checks["hangs"]?.nodesError?.contains("did not answer") == true, "\(String(describing: report.checks["hangs"]))")
     }
 
     /// Past the limit of failed sign-ins from one address, even the right token is refused (429 with
@@ -187,11 +190,21 @@ struct ConsolePageTests {
     @Test func repeatedWrongTokensAreThrottled() async throws {
         let throttle = SignInThrottle(limit: 3, window: .seconds(60), maxAddresses: 2)
         let start = ContinuousClock.now
-        for _ in 0..<3 { #expect(throttle.retryAfter("a", now: start) == nil); throttle.recordFailure("a", now: start) }
-        #expect(throttle.retryAfter("a", now: start + .seconds(1)) == 60)
-        #expect(throttle.retryAfter("b", now: start) == nil, "per address")
-        #expect(throttle.retryAfter("a", now: start + .seconds(61)) == nil, "the window ended")
-        throttle.recordFailure("b", now: start); throttle.recordFailure("c", now: start); throttle.recordFailure("d", now: start)
+        for _ in 0..<3 { #expect(throttle.admit("a", now: start) == nil) }
+        #expect(throttle.admit("a", now: start + .seconds(1)) == 59, "the limit: counted before the token is compared")
+        #expect(throttle.admit("b", now: start) == nil, "per address")
+        #expect(throttle.admit("a", now: start + .seconds(61)) == nil, "the window ended")
+        throttle.succeeded("b")
+        #expect(throttle.addresses == 1, "a successful attempt is given back")
+        for address in ["c", "d", "e"] { _ = throttle.admit(address, now: start + .seconds(62)) }
+        #expect(throttle.addresses == 2, "the table stays bounded")
+        // Concurrent attempts cannot slip past the limit together.
+        let racing = SignInThrottle(limit: 5)
+        let admitted = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<50 { group.addTask { racing.admit("x") == nil } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(admitted == 5)
 
         let storefront = try await makeStorefront()
         try await storefront.test { client in

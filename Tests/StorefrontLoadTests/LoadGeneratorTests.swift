@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
+import NIOCore
 import HummingbirdTesting
 @testable import StorefrontLoad
 import Synchronization
@@ -62,6 +64,58 @@ struct LoadGeneratorTests {
             #expect(open.statuses["view-hit 200"] == 80)
             #expect(o.p99 > 1000, "the queue shows in the latency")
             #expect(c.p50 < 500 && c.count < 60, "the closed loop slowed down with the server")
+        }
+    }
+
+    /// The drills' shoppers: each intent keeps its key across a busy answer and ends with a final one; an
+    /// unkeyed purchase is never sent twice; every request and intent is recorded; `stop` ends the run with the
+    /// current intents finished.
+    @Test func shoppersRetryTheSameIntentAndRecordEverything() async throws {
+        let seen = Mutex<[String: Int]>([:])  // key → purchases received
+        let unkeyed = Atomic<Int>(0)
+        let router = Router()
+        router.get("/products/:id") { _, _ -> String in "{}" }
+        router.post("/purchase") { request, _ -> Response in
+            guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else {
+                unkeyed.add(1, ordering: .relaxed)
+                return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: #"{"orderId":1,"sagaId":"s"}"#)))
+            }
+            let count = seen.withLock { $0[key, default: 0] += 1; return $0[key]! }
+            if count == 1 {  // busy first: the same key must come back
+                return Response(status: .conflict, headers: [.retryAfter: "0"],
+                                body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"code":"product_busy","message":"","requestId":""}}"#)))
+            }
+            return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: #"{"orderId":\#(count),"sagaId":"s"}"#)))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            var settings = ShopperLoad.Settings(target: try LoadTarget(url: "http://127.0.0.1:\(client.port!)"), clients: 3,
+                                                products: [(7, 4), (8, 1)], duration: .seconds(60))
+            settings.unkeyedShare = 0.3
+            let started = ContinuousClock.now
+            let (json, _) = try await ShopperLoad(settings: settings).run(stop: { ContinuousClock.now - started > .seconds(1) })
+            #expect(ContinuousClock.now - started < .seconds(10), "stop ended the run")
+            let intents = try #require(json["intents"] as? [[String: Any]])
+            let requests = try #require(json["requests"] as? [[Any]])
+            #expect(intents.count >= 6, "\(intents.count)")
+            let keyed = intents.filter { !($0["key"] is NSNull) }
+            let plain = intents.filter { $0["key"] is NSNull }
+            #expect(!keyed.isEmpty && !plain.isEmpty)
+            for intent in keyed {
+                let answers = intent["answers"] as? [[Any]] ?? []
+                #expect(answers.map { $0[0] as? Int } == [409, 201], "\(intent)")
+                #expect(intent["final"] as? Int == 201)
+            }
+            #expect(Set(keyed.compactMap { $0["key"] as? String }).count == keyed.count, "one key per intent")
+            #expect(seen.withLock { $0.values.allSatisfy { $0 == 2 } }, "each key sent twice: busy, then confirmed")
+            #expect(unkeyed.load(ordering: .relaxed) == plain.count, "an unkeyed purchase is sent once")
+            let views = requests.filter { $0[2] as? String == "view" }.count
+            let purchases = requests.filter { $0[2] as? String == "purchase" }.count
+            #expect(views == intents.count, "a view before every intent")
+            #expect(purchases == keyed.count * 2 + plain.count)
+            #expect(requests.allSatisfy { ($0[0] as? Double ?? 0) <= ($0[1] as? Double ?? -1) && ($0[0] as? Double ?? 0) > 1.7e9 }, "wall-clock times")
+            #expect(Set(intents.compactMap { $0["product"] as? Int64 }).isSubset(of: [7, 8]))
+            #expect(json["missingRetryAfter"] as? Int == 0)
         }
     }
 }

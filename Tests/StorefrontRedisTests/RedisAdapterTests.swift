@@ -75,12 +75,12 @@ struct RedisAdapterTests {
     /// The console's per-node rows: a standalone server is one row; a node that does not answer is down.
     @Test func healthNodesOfAStandaloneServer() async throws {
         let redis = try testRedisClient()
-        let rows = await RedisHealth(redis: redis).healthNodes()
+        let rows = await RedisHealth(redis: redis).healthNodes(checkError: nil)
         #expect(rows.count == 1)
         #expect(rows.first?.role == "standalone" && rows.first?.status == "up" && rows.first?.endpoint == "\(redis.configuration.endpoints[0])")
-        let down = try RedisClient(configuration: RedisConfiguration(endpoints: [RedisEndpoint(host: "127.0.0.1", port: 1)]))
-        let downRows = await RedisHealth(redis: down).healthNodes()
-        #expect(downRows.map(\.status) == ["down"] && downRows.first?.detail?.isEmpty == false)
+        let down = RedisClientError.connectionUnavailable("refused")
+        let downRows = await RedisHealth(redis: redis).healthNodes(checkError: down)
+        #expect(downRows.map(\.status) == ["down"] && downRows.first?.detail?.isEmpty == false, "the check's failure, not a second probe")
     }
 
     /// Every node of the test cluster (3 masters, 3 replicas), each probed: masters with their slots, replicas
@@ -88,7 +88,7 @@ struct RedisAdapterTests {
     @Test func healthNodesOfACluster() async throws {
         let redis = try testRedisClient("STOREFRONT_TEST_REDIS_CLUSTER_URL")
         // (a generous bound: the whole suite runs in parallel on two cores)
-        let rows = await RedisHealth(redis: redis, nodeTimeout: .seconds(10)).healthNodes()
+        let rows = await RedisHealth(redis: redis, nodeTimeout: .seconds(10)).healthNodes(checkError: nil)
         #expect(rows.filter { $0.role == "master" }.count == 3, "\(rows)")
         #expect(rows.filter { $0.role == "replica" }.count == 3, "\(rows)")
         #expect(rows.allSatisfy { $0.status == "up" }, "\(rows)")
@@ -98,6 +98,18 @@ struct RedisAdapterTests {
             let of = replica.detail?.replacingOccurrences(of: "replica of ", with: "") ?? ""
             #expect(masters.contains(of), "\(replica)")
         }
+    }
+
+    /// A cluster whose first configured node is dead: the list comes from the next one, and the dead one is a
+    /// row that says so.
+    @Test func healthNodesSurviveADeadFirstNode() async throws {
+        let url = try TestServers.required("STOREFRONT_TEST_REDIS_CLUSTER_URL")
+        var config = try RedisConfiguration(url: url)
+        config.endpoints.insert(RedisEndpoint(host: "127.0.0.1", port: 1), at: 0)
+        let redis = try RedisClient(configuration: config)
+        let rows = await RedisHealth(redis: redis, nodeTimeout: .seconds(10)).healthNodes(checkError: nil)
+        #expect(rows.filter { $0.role == "master" && $0.status == "up" }.count == 3, "\(rows)")
+        await redis.close()
     }
 
     /// `CLUSTER NODES` as Redis 7 prints it, with a failed master, a suspected one and a replica.

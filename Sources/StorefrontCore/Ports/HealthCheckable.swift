@@ -10,14 +10,15 @@ public protocol HealthCheckable: Sendable {
     var healthIsCritical: Bool { get }
     /// The servers behind this dependency, each with its own state (database primary and replicas with their
     /// lag, Redis Cluster nodes): what an operator needs to see which one failed. Empty when there is one.
-    /// Called after `checkHealth`, bounded by the same timeout; it does not throw (a server it cannot reach
-    /// is a row that says so).
-    func healthNodes() async -> [HealthNode]
+    /// Called after `checkHealth` with its outcome (nil: it passed), so a server the check just probed is not
+    /// probed again; bounded by the caller's timeout. It does not throw: a server it cannot reach is a row
+    /// that says so.
+    func healthNodes(checkError: (any Error)?) async -> [HealthNode]
 }
 
 extension HealthCheckable {
     public var healthIsCritical: Bool { true }
-    public func healthNodes() async -> [HealthNode] { [] }
+    public func healthNodes(checkError: (any Error)?) async -> [HealthNode] { [] }
 }
 
 /// One server behind a health check.

@@ -14,8 +14,11 @@ struct HealthController {
         var status: String
         var latencyMs: Int
         var error: String?
-        /// The servers behind the check, each with its state (omitted for a single-server dependency).
+        /// The servers behind the check, each with its state (asked for with `?nodes=true`; omitted for a
+        /// single-server dependency).
         var nodes: [HealthNode]?
+        /// Why `nodes` is missing although asked for (the listing did not finish in time).
+        var nodesError: String?
     }
 
     struct Report: Codable {
@@ -31,8 +34,13 @@ struct HealthController {
             // JSON encoder at ~9 % of its cost).
             Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.liveBody))
         }
-        router.get("/health/ready") { _, _ in
-            let report = await Self.report(checks, timeout: timeout)
+        router.get("/health/ready") { request, _ in
+            // Load balancers probe this often: the servers behind each check only when asked for.
+            let nodes = try request.uri.queryParameters.get("nodes").map { raw -> Bool in
+                guard let value = Bool(raw) else { throw APIError.invalidParameter("nodes must be true or false") }
+                return value
+            } ?? false
+            let report = await Self.report(checks, timeout: timeout, nodes: nodes)
             let ready = report.status == "ready"
             return try jsonResponse(report, status: ready ? .ok : .serviceUnavailable, headers: ready ? [:] : [.retryAfter: "5"])
         }
@@ -42,11 +50,13 @@ struct HealthController {
         }
     }
 
-    /// Every check at once, each bounded by `timeout`: what `/health/ready` answers and the console shows.
-    static func report(_ checks: [any HealthCheckable], timeout: Duration = .seconds(2)) async -> Report {
+    /// Every check at once, each bounded by `timeout` (a check that ignores cancellation is left behind, not
+    /// waited for); with `nodes`, each check's servers after it, bounded by `timeout` again. What
+    /// `/health/ready` answers and the console shows.
+    static func report(_ checks: [any HealthCheckable], timeout: Duration = .seconds(2), nodes: Bool = false) async -> Report {
         let results = await withTaskGroup(of: (String, Check).self) { group in
             for check in checks {
-                group.addTask { (check.healthName, await run(check, timeout: timeout)) }
+                group.addTask { (check.healthName, await run(check, timeout: timeout, nodes: nodes)) }
             }
             var all: [String: Check] = [:]
             for await (name, result) in group { all[name] = result }
@@ -56,30 +66,27 @@ struct HealthController {
         return Report(status: ready ? "ready" : "unavailable", checks: results)
     }
 
-    private static func run(_ check: any HealthCheckable, timeout: Duration) async -> Check {
-        // The nodes are listed alongside the check, within the same bound (none listed when they take longer).
-        async let nodes = try? withDeadline(timeout, what: "\(check.healthName) nodes") { await check.healthNodes() }
-        var result = await verdict(check, timeout: timeout)
-        if let nodes = await nodes, !nodes.isEmpty { result.nodes = nodes }
-        return result
-    }
-
-    private static func verdict(_ check: any HealthCheckable, timeout: Duration) async -> Check {
+    private static func run(_ check: any HealthCheckable, timeout: Duration, nodes: Bool) async -> Check {
         let start = ContinuousClock.now
+        var failure: (any Error)?
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await check.checkHealth() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw StorefrontError.unavailable("\(check.healthName) did not answer in time", retryAfterSeconds: 5)
-                }
-                try await group.next()
-                group.cancelAll()
-            }
-            return Check(status: "up", latencyMs: Self.ms(since: start), error: nil)
+            try await withDeadline(timeout, what: check.healthName) { try await check.checkHealth() }
+        } catch let error as ProviderTimeout {
+            failure = StorefrontError.unavailable("\(check.healthName) did not answer within \(error.after)", retryAfterSeconds: 5)
         } catch {
-            return Check(status: check.healthIsCritical ? "down" : "degraded", latencyMs: Self.ms(since: start), error: "\(error)")
+            failure = error
         }
+        var result = Check(status: failure == nil ? "up" : check.healthIsCritical ? "down" : "degraded",
+                           latencyMs: Self.ms(since: start), error: failure.map { "\($0)" })
+        guard nodes else { return result }
+        let checkError = failure
+        do {
+            let listed = try await withDeadline(timeout, what: "listing \(check.healthName)'s servers") { await check.healthNodes(checkError: checkError) }
+            if !listed.isEmpty { result.nodes = listed }
+        } catch {
+            result.nodesError = "\(error)"
+        }
+        return result
     }
 
     static func ms(since start: ContinuousClock.Instant) -> Int {

@@ -29,11 +29,10 @@ struct AdminConsoleController {
         }
         router.post("/admin/sign-in") { request, context in
             if let refused = WebPage.refuseCrossSite(request) { return refused }
-            let client = context.clientAddress
+            let client = context.clientAddress(request)
             var logger = context.logger
             logger[metadataKey: "client"] = "\(client)"
-            if let forwarded = request.headers[.forwardedFor] { logger[metadataKey: "forwardedFor"] = "\(forwarded)" }
-            if let wait = throttle.retryAfter(client) {
+            if let wait = throttle.admit(client) {
                 logger.warning("console sign-in refused: too many failed attempts from this address")
                 var response = signInPage(message: "Too many wrong tokens from this address. Try again in \(wait) seconds.", status: .tooManyRequests)
                 response.headers[.retryAfter] = String(wait)
@@ -43,10 +42,10 @@ struct AdminConsoleController {
             guard let session, let token = adminToken, let given = form["token"],
                   BearerTokenMiddleware.constantTimeEqual(Array(given.utf8), Array(token.utf8))
             else {
-                throttle.recordFailure(client)
                 logger.notice("console sign-in refused: wrong token")
                 return signInPage(message: "That token is not right.", status: .unauthorized)
             }
+            throttle.succeeded(client)
             logger.notice("console sign-in")
             return Response(status: .seeOther, headers: [
                 .location: "/admin/console", .setCookie: AdminSession.setCookie(session.issue(), secure: AdminSession.overTLS(request.headers)),
@@ -188,7 +187,6 @@ struct AdminConsoleController {
                     WebTemplates.object(["name": d.name, "status": d.status, "statusClass": Self.statusClass(d.status),
                                          "latencyMs": d.latencyMs, "error": d.error])
                 },
-                "hasServers": !servers.isEmpty,
                 "servers": servers.map { n in
                     WebTemplates.object(["check": n.check, "role": n.role, "endpoint": n.endpoint, "status": n.status,
                                          "statusClass": Self.statusClass(n.status), "lag": n.lagSeconds.map { "\($0) s" } ?? "—", "detail": n.detail])
@@ -212,7 +210,7 @@ struct AdminConsoleController {
 
     func snapshot() async -> Status {
         let now = Date()
-        async let report = HealthController.report(health)
+        async let report = HealthController.report(health, nodes: true)
         var problems: [String] = []
         var inFlight = 0, attention: [Saga] = []
         var backlog = OutboxBacklog(count: 0, oldestCreatedAt: nil, latestId: nil)
@@ -226,6 +224,7 @@ struct AdminConsoleController {
             dependencies: checks.map { Status.Dependency(name: $0.key, status: $0.value.status, latencyMs: $0.value.latencyMs, error: $0.value.error) },
             servers: checks.flatMap { name, check in
                 (check.nodes ?? []).map { Status.Server(check: name, role: $0.role, endpoint: $0.endpoint, status: $0.status, lagSeconds: $0.lagSeconds, detail: $0.detail) }
+                    + (check.nodesError.map { [Status.Server(check: name, role: "—", endpoint: "not listed", status: "unknown", lagSeconds: nil, detail: $0)] } ?? [])
             },
             server: Self.serverID, sagasInFlight: inFlight,
             needingAttention: attention.map(SagaListDTO.Item.init),

@@ -91,13 +91,16 @@ struct AdminSession: Sendable {
     }
 }
 
-/// Failed console sign-ins per client address: past `limit` failures in `window`, that address's sign-ins are
-/// refused (429) until the window ends, right token or not, so the token cannot be guessed online at speed.
-/// The table is bounded (`maxAddresses`; the oldest windows go first). Behind nginx every client arrives
-/// from nginx's address, so there it bounds guesses across all clients, and nginx's own per-client limit
-/// (deploy/nginx/storefront.conf) separates them.
+/// Console sign-in attempts per client address: past `limit` attempts that were not successful in `window`,
+/// that address's sign-ins are refused (429) until the window ends, right token or not, so the token cannot
+/// be guessed online at speed. An attempt is counted before its token is compared (`admit`), so concurrent
+/// attempts cannot slip past the limit together, and given back when it succeeds. The table is bounded
+/// (`maxAddresses`): expired windows go first, then the oldest.
+///
+/// The address is the client's, not a proxy's: see `AppRequestContext.clientAddress` (nginx's `X-Real-IP`,
+/// trusted from a loopback peer only), so one client cannot lock the others out.
 final class SignInThrottle: Sendable {
-    private struct Window { var start: ContinuousClock.Instant; var failures: Int }
+    private struct Window { var start: ContinuousClock.Instant; var attempts: Int }
     let limit: Int
     let window: Duration
     let maxAddresses: Int
@@ -109,28 +112,36 @@ final class SignInThrottle: Sendable {
         self.maxAddresses = maxAddresses
     }
 
-    /// Seconds until `address` may try again, nil when it may now.
-    func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
-        windows.withLock { table in
-            guard let w = table[address] else { return nil }
-            let left = w.start + window - now
-            if left <= .zero { table[address] = nil; return nil }
-            return w.failures >= limit ? max(1, Int(left.components.seconds) + 1) : nil
-        }
-    }
-
-    func recordFailure(_ address: String, now: ContinuousClock.Instant = .now) {
+    /// Counts an attempt from `address`: nil when it may go ahead, else the seconds until it may try again
+    /// (a refused attempt is not counted).
+    func admit(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
         windows.withLock { table in
             if var w = table[address], now - w.start < window {
-                w.failures += 1
+                guard w.attempts < limit else {
+                    let left = w.start + window - now
+                    return max(1, Int(left.components.seconds) + (left.components.attoseconds > 0 ? 1 : 0))
+                }
+                w.attempts += 1
                 table[address] = w
-                return
+                return nil
             }
-            if table.count >= maxAddresses {
+            if table[address] == nil, table.count >= maxAddresses {
                 table = table.filter { now - $0.value.start < window }
                 if table.count >= maxAddresses, let oldest = table.min(by: { $0.value.start < $1.value.start })?.key { table[oldest] = nil }
             }
-            table[address] = Window(start: now, failures: 1)
+            table[address] = Window(start: now, attempts: 1)
+            return nil
         }
     }
+
+    /// The attempt `admit` counted succeeded: it does not count against the address.
+    func succeeded(_ address: String) {
+        windows.withLock { table in
+            guard var w = table[address] else { return }
+            w.attempts -= 1
+            table[address] = w.attempts > 0 ? w : nil
+        }
+    }
+
+    var addresses: Int { windows.withLock { $0.count } }
 }

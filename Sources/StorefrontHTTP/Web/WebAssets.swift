@@ -52,8 +52,7 @@ enum WebAssets {
             ready.className = 'badge ' + (status.ready === 'ready' ? 'ok' : 'bad');
             dashboard.tBodies[0].replaceChildren(...status.dependencies.map((d) => row([
               cell(d.name), cell(d.status, statusClass(d.status)), cell(d.latencyMs + ' ms'), cell(d.error)])));
-            const servers = document.getElementById('servers'); // none on the embedded server
-            if (servers) servers.tBodies[0].replaceChildren(...status.servers.map((n) => row([
+            document.getElementById('servers').tBodies[0].replaceChildren(...(status.servers || []).map((n) => row([
               cell(n.check), cell(n.role), cell(n.endpoint), cell(n.status, statusClass(n.status)),
               cell(n.lagSeconds == null ? '—' : n.lagSeconds + ' s', 'lag'), cell(n.detail)])));
             setText('sagas-in-flight', status.sagasInFlight);

@@ -148,9 +148,9 @@ enum WebTemplates {
         <tbody>{{#dependencies}}<tr><td>{{name}}</td><td class="{{statusClass}}">{{status}}</td><td>{{latencyMs}} ms</td><td>{{error}}</td></tr>{{/dependencies}}</tbody></table>
         </section>
         <section aria-labelledby="servers-h"><h2 id="servers-h">Servers</h2>
-        {{#hasServers}}<table id="servers"><thead><tr><th scope="col">Check</th><th scope="col">Role</th><th scope="col">Server</th><th scope="col">Status</th><th scope="col">Replication lag</th><th scope="col">Detail</th></tr></thead>
-        <tbody>{{#servers}}<tr><td>{{check}}</td><td>{{role}}</td><td>{{endpoint}}</td><td class="{{statusClass}}">{{status}}</td><td class="lag">{{lag}}</td><td>{{detail}}</td></tr>{{/servers}}</tbody></table>{{/hasServers}}
-        {{^hasServers}}<p class="hint" id="no-servers">Embedded: the database, cache, locks and event log are in this process; no separate servers.</p>{{/hasServers}}
+        <table id="servers"><thead><tr><th scope="col">Check</th><th scope="col">Role</th><th scope="col">Server</th><th scope="col">Status</th><th scope="col">Replication lag</th><th scope="col">Detail</th></tr></thead>
+        <tbody>{{#servers}}<tr><td>{{check}}</td><td>{{role}}</td><td>{{endpoint}}</td><td class="{{statusClass}}">{{status}}</td><td class="lag">{{lag}}</td><td>{{detail}}</td></tr>{{/servers}}</tbody></table>
+        <p class="hint">Each server behind a check (the database's primary and replicas, the Redis nodes). The embedded server has none: its database, cache, locks and event log are in its own process.</p>
         </section>
         <section class="figures" aria-label="Figures">
         <div class="figure"><span class="label">Sagas in flight</span><span class="value" id="sagas-in-flight">{{sagasInFlight}}</span></div>
