@@ -122,7 +122,7 @@ struct HealthRoutesTests {
         let storefront = try await makeStorefront()
         try FileManager.default.removeItem(atPath: storefront.database.sqlite!.path)
         try storefront.database.sqlite!.close()
-        try await storefront.test { client in
+        try await storefront.testRoutesOnly { client in
             let ready = try await client.call(.get, "/health/ready")
             #expect(ready.status == .serviceUnavailable && ready.string("status") == "unavailable")
             #expect(ready.headers[.retryAfter] != nil)

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import StorefrontApp
+import StorefrontHTTP
 import StorefrontBench
 import StorefrontContracts
 import StorefrontCore
@@ -37,9 +38,15 @@ func makeStorefront(
 }
 
 extension Storefront {
-    /// Runs `body` against the router in-process.
+    /// Runs `body` against the router in-process (the background services run meanwhile).
     func test<T: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         try await application().test(.router, body)
+    }
+
+    /// Runs `body` against the routes alone, without the background services: for a test that closed the
+    /// database first (a recovery round on a closed database would only log SQLite's misuse error).
+    func testRoutesOnly<T: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+        try await Application(router: buildRouter(services), logger: logger).test(.router, body)
     }
 }
 
