@@ -187,6 +187,43 @@ final class LoadConnection: Sendable {
     func close() async {
         try? await channel.close()
     }
+
+    /// What `exchange` came to: the answer, or why there was none (`timeout`, `connect_error`, `io_error`).
+    struct Exchange: Sendable {
+        var reply: HTTPReply?
+        var failure: String
+        /// The last attempt was on a connection opened for it (a refused or failing server: callers in a loop
+        /// pause before the next request).
+        var onFreshConnection: Bool
+    }
+
+    /// One request on a client's own connection, opened (or reopened) as needed. A request that fails on a
+    /// reused connection (closed by the server while idle, or after nginx's `keepalive_requests`) is sent once
+    /// more on a new one when `resendable`; a timeout, or a failure on a fresh connection, is not.
+    static func exchange(_ connection: inout LoadConnection?, target: LoadTarget, tls: NIOSSLContext?, resendable: Bool,
+                         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil,
+                         timeout: Duration = .seconds(30)) async -> Exchange {
+        var failure = "io_error"
+        var fresh = false
+        for attempt in 1...2 {
+            let reused = connection?.isActive == true
+            fresh = !reused
+            do {
+                if !reused {
+                    await connection?.close()
+                    connection = try await LoadConnection.connect(to: target, tls: tls, group: MultiThreadedEventLoopGroup.singleton)
+                }
+                let reply = try await connection!.send(method, path, headers: headers, body: body, timeout: timeout)
+                return Exchange(reply: reply, failure: "", onFreshConnection: fresh)
+            } catch {
+                failure = error is LoadTimeout ? "timeout" : (reused ? "io_error" : "connect_error")
+                await connection?.close()
+                connection = nil
+                if error is LoadTimeout || !reused || !resendable || attempt == 2 { break }
+            }
+        }
+        return Exchange(reply: nil, failure: failure, onFreshConnection: fresh)
+    }
 }
 
 /// A handful of connections for setup and checks (products created, invariants read), one request each at a time.

@@ -240,33 +240,20 @@ struct LoadRunner: Sendable {
                             job = .init(index: sent.next(), intended: .now)
                         }
                         let request = request(job.index)
-                        var reply: HTTPReply?
-                        var failure = "io_error"
-                        // A request that fails on a reused connection (closed by the server while idle) is sent
-                        // once more on a new one; its latency still counts from its intended time.
-                        for attempt in 1...2 where reply == nil {
-                            let reused = connection?.isActive == true
-                            do {
-                                if !reused {
-                                    await connection?.close()
-                                    connection = try await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
-                                }
-                                if let purchase = request.purchase {
-                                    reply = try await connection!.send(.POST, request.path, headers: [("Idempotency-Key", purchase.key)],
-                                                                       body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
-                                } else {
-                                    reply = try await connection!.send(.GET, request.path)
-                                }
-                            } catch {
-                                failure = error is LoadTimeout ? "timeout" : (reused ? "io_error" : "connect_error")
-                                await connection?.close()
-                                connection = nil
-                                if error is LoadTimeout || !reused || attempt == 2 {
-                                    if !reused, case .closed = model { try await Task.sleep(for: .milliseconds(100)) }  // refused: no tight loop
-                                    break
-                                }
-                            }
+                        // Purchases carry their key: a request that fails on a reused connection (closed by the
+                        // server while idle) is sent once more on a new one; its latency still counts from its
+                        // intended time.
+                        let result: LoadConnection.Exchange
+                        if let purchase = request.purchase {
+                            result = await LoadConnection.exchange(&connection, target: target, tls: tls, resendable: true, .POST, request.path,
+                                                                   headers: [("Idempotency-Key", purchase.key)],
+                                                                   body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
+                        } else {
+                            result = await LoadConnection.exchange(&connection, target: target, tls: tls, resendable: true, .GET, request.path)
                         }
+                        let reply = result.reply
+                        let failure = result.failure
+                        if reply == nil, result.onFreshConnection, case .closed = model { try await Task.sleep(for: .milliseconds(100)) }  // refused: no tight loop
                         let done = ContinuousClock.now
                         let status = reply.map { "\($0.status)" + ($0.errorCode.map { " \($0)" } ?? "") } ?? failure
                         recorder.record(class: Self.answerClass(request, reply), status: status, latency: done - job.intended, intended: job.intended, done: done)

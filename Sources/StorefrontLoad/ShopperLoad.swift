@@ -179,32 +179,15 @@ public struct ShopperLoad: Sendable {
         log.intents.withLock { $0.append(finished) }
     }
 
-    /// One request on the client's connection (opened or reopened as needed). A GET or a keyed POST that fails
-    /// on a reused connection (closed by nginx while idle) is sent once more on a new one; an unkeyed POST never
-    /// is (nginx may have received it: it could buy twice).
+    /// One request on the client's connection: a GET or a keyed POST that fails on a reused connection is
+    /// sent once more on a new one; an unkeyed POST never is (nginx may have received it: it could buy twice).
     private func send(_ method: HTTPMethod, _ path: String, key: String?, body: String?, connection: inout LoadConnection?,
                       tls: NIOSSLContext?) async -> (sent: Double, done: Double, status: String, reply: HTTPReply?) {
         let sent = Date().timeIntervalSince1970
-        var failure = "io_error"
-        for attempt in 1...2 {
-            let reused = connection?.isActive == true
-            do {
-                if !reused {
-                    await connection?.close()
-                    connection = try await LoadConnection.connect(to: settings.target, tls: tls, group: MultiThreadedEventLoopGroup.singleton)
-                }
-                let reply = try await connection!.send(method, path, headers: key.map { [("Idempotency-Key", $0)] } ?? [],
-                                                       body: body.map { ByteBuffer(string: $0) }, timeout: settings.requestTimeout)
-                return (sent, Date().timeIntervalSince1970, String(reply.status), reply)
-            } catch {
-                failure = error is LoadTimeout ? "timeout" : (reused ? "io_error" : "connect_error")
-                await connection?.close()
-                connection = nil
-                let unsafe = method == .POST && key == nil
-                if error is LoadTimeout || !reused || unsafe || attempt == 2 { break }
-            }
-        }
-        return (sent, Date().timeIntervalSince1970, failure, nil)
+        let result = await LoadConnection.exchange(&connection, target: settings.target, tls: tls, resendable: !(method == .POST && key == nil),
+                                                   method, path, headers: key.map { [("Idempotency-Key", $0)] } ?? [],
+                                                   body: body.map { ByteBuffer(string: $0) }, timeout: settings.requestTimeout)
+        return (sent, Date().timeIntervalSince1970, result.reply.map { String($0.status) } ?? result.failure, result.reply)
     }
 }
 
