@@ -24,6 +24,7 @@ public struct StorefrontConfig: Sendable, Equatable {
     public var cacheTTLSeconds = 300
     public var cacheNegativeTTLSeconds = 5
     public var lockTTLMilliseconds = 30_000
+    public var sqliteMaxBatch = 64
     public var lockWaitMilliseconds = 0
     public var sagaLeaseSeconds = 30
     public var recoveryIntervalSeconds = 5
@@ -73,6 +74,8 @@ public struct StorefrontConfig: Sendable, Equatable {
             .int("STOREFRONT_MAX_BODY_BYTES", "largest request body (default 16384)", 256...10_485_760, \.maxBodyBytes),
             .int("STOREFRONT_CACHE_TTL_SECONDS", "product cache TTL, ±10% jitter (default 300)", 1...86_400, \.cacheTTLSeconds),
             .int("STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS", "how long unknown ids are cached as absent (default 5)", 0...3_600, \.cacheNegativeTTLSeconds),
+            .int("STOREFRONT_SQLITE_MAX_BATCH", "embedded database: most writes group-committed in one transaction (default 64; 1 commits each alone)",
+                 1...1_000, \.sqliteMaxBatch),
             .int("STOREFRONT_LOCK_TTL_MS", "product lock TTL (default 30000)", 100...600_000, \.lockTTLMilliseconds),
             .int("STOREFRONT_LOCK_WAIT_MS", "wait for a busy lock before 409 product_busy (default 0)", 0...60_000, \.lockWaitMilliseconds),
             .int("STOREFRONT_SAGA_LEASE_SECONDS", "saga lease; another server may take over after it (default 30)", 1...3_600, \.sagaLeaseSeconds),

@@ -40,7 +40,7 @@ public struct StorefrontDatabase: Sendable {
     static func open(_ config: StorefrontConfig, logger: Logger) async throws -> StorefrontDatabase {
         let url = config.databaseURL
         if url.hasPrefix("sqlite:") {
-            let db = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: url))
+            let db = try SQLiteDatabase(path: try SQLiteDatabase.path(fromURL: url), maxBatch: config.sqliteMaxBatch)
             try db.migrate()
             return StorefrontDatabase(engine: EmbeddedEngine(database: db))
         }

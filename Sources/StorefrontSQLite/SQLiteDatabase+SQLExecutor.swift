@@ -4,7 +4,8 @@ import StorefrontCore
 import StorefrontSQL
 
 /// The SQL stores on the embedded file: reads and writes both run on GRDB's own threads; a write is one
-/// transaction on the pool's single writer.
+/// transaction on the pool's single writer — or, when writes queue for it, one savepoint in a group-committed
+/// transaction (`SQLiteGroupCommit`), all-or-nothing on its own all the same.
 extension SQLiteDatabase: SQLExecutor {
     public var dialect: SQLDialect { .sqlite }
 
@@ -13,7 +14,7 @@ extension SQLiteDatabase: SQLExecutor {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
-        try await writer.write { db in try body(SQLiteStatements(db: db)) }
+        try await groupCommit.write { db in try body(SQLiteStatements(db: db)) }
     }
 }
 

@@ -7,17 +7,23 @@ import StorefrontSQL
 /// The embedded database: one SQLite file in WAL mode, opened through GRDB's `DatabasePool`
 /// (one serialized writer, concurrent readers; every call runs on GRDB's own threads, never blocking the
 /// cooperative pool).
+///
+/// Durability: the writer commits with `synchronous = FULL` — a commit has reached the disk (the WAL is
+/// fsynced) before the write returns, so an answered purchase survives a power cut, not only a crash of the
+/// process (GRDB's WAL default, `NORMAL`, syncs only at checkpoints). The `fsync` is shared: concurrent writes
+/// are group-committed (`SQLiteGroupCommit`).
 public final class SQLiteDatabase: Sendable, HealthCheckable {
     public let path: String
     let writer: any DatabaseWriter
+    let groupCommit: SQLiteGroupCommit
 
     /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory database).
-    public init(path: String) throws {
+    /// `maxBatch`: the most writes group-committed in one transaction (1: each commits alone).
+    public init(path: String, maxBatch: Int = 64) throws {
         self.path = path
         var config = Configuration()
         config.busyMode = .timeout(10)  // several processes may share the file
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         if path == ":memory:" {
@@ -27,6 +33,15 @@ public final class SQLiteDatabase: Sendable, HealthCheckable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             writer = try DatabasePool(path: path, configuration: config)
         }
+        // After opening: GRDB sets NORMAL on a pool's writer when it switches it to WAL, after
+        // `prepareDatabase`. The writer is one long-lived connection; only it commits.
+        try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        groupCommit = SQLiteGroupCommit(writer: writer, maxBatch: max(1, maxBatch))
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL).
+    func writerSynchronous() throws -> Int {
+        try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Parses `sqlite:///absolute/path.db`, `sqlite://relative.db`, `sqlite:relative.db` or `sqlite::memory:`.

@@ -29,9 +29,7 @@ struct ConfigOptions: ParsableArguments {
 
 func makeLogger(_ config: StorefrontConfig) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
-        return handler
+        LineLogHandler.standardError(label: label, level: Logger.Level(rawValue: config.logLevel) ?? .info)
     }
     var logger = Logger(label: "storefront")
     logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info

@@ -16,7 +16,7 @@ struct ConfigTests {
         "STOREFRONT_REDIS_URL": "redis+cluster://r1:7000", "STOREFRONT_REDIS_CONNECTIONS": "8", "STOREFRONT_REDIS_TIMEOUT_MS": "500",
         "STOREFRONT_REDIS_TLS_CA_FILE": "/etc/ca.pem", "STOREFRONT_REDIS_KEY_PREFIX": "shop:", "STOREFRONT_KAFKA_BROKERS": "k1:9092,k2:9092", "STOREFRONT_INSTANCE_ID": "app-9",
         "STOREFRONT_ADMIN_TOKEN": "secret", "STOREFRONT_PURCHASE_MODE": "ATOMIC", "STOREFRONT_MAX_QTY": "5", "STOREFRONT_MAX_BODY_BYTES": "4096",
-        "STOREFRONT_CACHE_TTL_SECONDS": "60", "STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS": "1", "STOREFRONT_LOCK_TTL_MS": "1000",
+        "STOREFRONT_CACHE_TTL_SECONDS": "60", "STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS": "1", "STOREFRONT_LOCK_TTL_MS": "1000", "STOREFRONT_SQLITE_MAX_BATCH": "8",
         "STOREFRONT_LOCK_WAIT_MS": "10", "STOREFRONT_SAGA_LEASE_SECONDS": "10", "STOREFRONT_RECOVERY_INTERVAL_SECONDS": "2",
         "STOREFRONT_STOCK_RECONCILE_SECONDS": "9", "STOREFRONT_PAYMENT_LATENCY_MS": "20", "STOREFRONT_PAYMENT_FAILURE_RATE": "0.1",
         "STOREFRONT_PAYMENT_DECLINE_RATE": "0.2", "STOREFRONT_PAYMENT_TIMEOUT_RATE": "0.3", "STOREFRONT_PAYMENT_HANG_RATE": "0.05",
@@ -38,7 +38,7 @@ struct ConfigTests {
         #expect(c.cacheTTLSeconds == 60 && c.cacheNegativeTTLSeconds == 1 && c.lockTTLMilliseconds == 1000 && c.lockWaitMilliseconds == 10)
         #expect(c.sagaLeaseSeconds == 10 && c.recoveryIntervalSeconds == 2 && c.stockReconcileSeconds == 9)
         #expect(c.paymentLatencyMilliseconds == 20 && c.paymentFailureRate == 0.1 && c.paymentDeclineRate == 0.2 && c.paymentTimeoutRate == 0.3)
-        #expect(c.logLevel == "debug")
+        #expect(c.logLevel == "debug" && c.sqliteMaxBatch == 8)
         #expect(c.paymentHangRate == 0.05 && c.sagaSettings.providerTimeout == .milliseconds(1500) && c.sagaSettings.deadline == .seconds(45))
         #expect(c.sagaSettings.maxRecoveryAttempts == 4 && c.sagaSettings.recoveryBackoff == .seconds(2))
         #expect(c.mariadb.settings.autoPromoteAfter == .seconds(4) && c.mariadb.settings.admin?.user == "ops")
