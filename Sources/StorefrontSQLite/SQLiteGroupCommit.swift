@@ -10,9 +10,11 @@ import Synchronization
 /// - No caller is answered before the batch's `COMMIT` has returned: a write that succeeded is durable when
 ///   its caller learns so, and a failed one's error is delivered after the commit too (so a caller that lost a
 ///   unique-key race to another write of the same batch reads the winner's row, committed, right away).
-/// - If the commit fails, nothing of the batch is durable and every write of it gets the error. If SQLite
-///   rolls back the whole transaction under a failing write (I/O error, disk full), that write gets its error
-///   and the others are run again, each alone.
+/// - If the batch cannot start, or SQLite rolls back the whole transaction under one write (disk full),
+///   nothing of it is durable, and each of its writes is run again alone, so each gets its own outcome. If
+///   COMMIT fails, every write of the batch gets the error.
+/// - A write that is queued runs even if its caller's task is cancelled meanwhile (GRDB's own `write` skipped
+///   or interrupted it): a saga step that was sent is finished, and its caller is answered all the same.
 /// - A lone write is a plain `BEGIN IMMEDIATE … COMMIT`: an idle server adds no latency and no savepoint. No
 ///   timer: a batch is whatever queued while the previous one committed, at most `maxBatch` writes.
 ///
@@ -57,6 +59,9 @@ final class SQLiteGroupCommit: Sendable {
         state.withLock { ($0.batches, $0.writes, $0.largestBatch) }
     }
 
+    /// Whether a drain is running or queued on the writer.
+    var isDraining: Bool { state.withLock { $0.draining } }
+
     /// Writes queued and not yet taken into a batch.
     var pending: Int { state.withLock { $0.queue.count } }
 
@@ -86,9 +91,11 @@ final class SQLiteGroupCommit: Sendable {
         }
     }
 
-    /// On the writer's queue: batches until nothing is queued.
+    /// On the writer's queue: batches until nothing is queued — or, after `batchesPerTurn` batches, gives the
+    /// writer's queue back (so `close()` and other work queued on it are not held off by a steady stream of
+    /// writes) and queues itself again.
     private func drain(_ db: Database) {
-        while true {
+        for _ in 0..<Self.batchesPerTurn {
             let batch = state.withLock { s -> [Job] in
                 guard !s.queue.isEmpty else {
                     s.draining = false
@@ -109,7 +116,10 @@ final class SQLiteGroupCommit: Sendable {
                 runTogether(batch, db)
             }
         }
+        writer.asyncWriteWithoutTransaction { [self] db in drain(db) }  // still `draining`: nobody else starts one
     }
+
+    static let batchesPerTurn = 16
 
     private func runAlone(_ job: Job, _ db: Database) {
         do {
@@ -125,7 +135,7 @@ final class SQLiteGroupCommit: Sendable {
 
     private func runTogether(_ jobs: [Job], _ db: Database) {
         var failures = [(any Error)?](repeating: nil, count: jobs.count)
-        var lost: Int?
+        var committing = false
         do {
             try db.inTransaction(.immediate) {
                 for (index, job) in jobs.enumerated() {
@@ -136,24 +146,23 @@ final class SQLiteGroupCommit: Sendable {
                         }
                     } catch {
                         failures[index] = error
-                        if !db.isInsideTransaction {
-                            lost = index
-                            throw TransactionLost()
-                        }
+                        if !db.isInsideTransaction { throw TransactionLost() }
                     }
                 }
+                committing = true
                 return .commit
             }
         } catch {
-            if let lost {
-                // SQLite rolled the whole transaction back under this write: it keeps its error, the others
-                // (undone with it, or not run yet) run again, each in its own transaction.
-                jobs[lost].finish(failures[lost])
-                for (index, job) in jobs.enumerated() where index != lost {
-                    runAlone(job, db)
-                }
-            } else {
+            if committing {
+                // COMMIT failed (an I/O error): every write gets the error, as a lone write's caller would —
+                // whether such a commit reached the disk is not certain, so nothing is run again here.
                 for job in jobs { job.finish(error) }
+            } else {
+                // Nothing of the batch was committed: BEGIN failed (another process holding the file past the
+                // busy timeout), or SQLite rolled the whole transaction back under one write (disk full — maybe
+                // because of the batch's size). Each write runs again alone and gets its own outcome; bodies
+                // only touch the database, so a rolled-back run left nothing behind.
+                for job in jobs { runAlone(job, db) }
             }
             return
         }

@@ -7,7 +7,7 @@ public struct NewSaga: Sendable, Equatable {
     public var owner: String
     public var lease: Duration
 
-    public init(id: UUID = UUID(), order: SagaOrder, owner: String, lease: Duration) {
+    public init(id: UUID = .timeOrdered(), order: SagaOrder, owner: String, lease: Duration) {
         self.id = id
         self.order = order
         self.owner = owner
@@ -15,7 +15,7 @@ public struct NewSaga: Sendable, Equatable {
     }
 
     public init(
-        id: UUID = UUID(), idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
+        id: UUID = .timeOrdered(), idempotencyKey: String?, productId: Int64, qty: Int64, amountMinor: Int64, currency: String,
         mode: PurchaseMode, owner: String, lease: Duration
     ) {
         self.init(id: id, order: SagaOrder(idempotencyKey: idempotencyKey, productId: productId, qty: qty, amountMinor: amountMinor,

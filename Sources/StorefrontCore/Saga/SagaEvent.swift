@@ -34,7 +34,7 @@ public struct SagaEvent: Sendable, Equatable, Codable {
     public var reason: String?
 
     public init(
-        eventId: UUID = UUID(), type: SagaEventType, saga: Saga, sequence: Int, occurredAt: Date, reason: String?
+        eventId: UUID = .timeOrdered(), type: SagaEventType, saga: Saga, sequence: Int, occurredAt: Date, reason: String?
     ) {
         self.schemaVersion = Self.schemaVersion
         self.eventId = eventId
