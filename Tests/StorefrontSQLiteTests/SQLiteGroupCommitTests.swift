@@ -52,9 +52,10 @@ struct SQLiteGroupCommitTests {
             .first.map { Int(try $0.int("n")) } ?? -1
     }
 
-    @Test func theWriterCommitsWithSynchronousFull() async throws {
+    @Test func theWriterCommitsWithSynchronousFullAndJournalsSavepointsInMemory() async throws {
         let db = try temporarySQLite()
-        #expect(try db.writerSynchronous() == 2, "FULL: a commit is on disk before the write returns")
+        #expect(try db.writerPragma("synchronous") == 2, "FULL: a commit is on disk before the write returns")
+        #expect(try db.writerPragma("temp_store") == 2, "MEMORY: savepoint journals stay off the disk")
     }
 
     @Test func aFailingWriteInABatchIsUndoneAndItsNeighboursCommit() async throws {
