@@ -23,16 +23,21 @@ public struct SQLPaymentLedger: PaymentLedger {
         try await database.read(.primary) { s in try Self.fetch(s, key: idempotencyKey) }
     }
 
-    public func insertIfAbsent(_ r: PaymentRecord) async throws -> PaymentRecord {
+    public func insertIfAbsent(_ r: PaymentRecord) async throws -> (record: PaymentRecord, inserted: Bool) {
         let insertIgnore = database.dialect.insertIgnore
         return try await database.write { s in
-            try s.run(
+            let inserted = try s.run(
                 """
                 \(insertIgnore) INTO payments (idempotency_key, status, amount_minor, currency, reference, reason, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                [r.idempotencyKey, r.status.rawValue, r.amountMinor, r.currency, r.reference, r.reason, r.createdAt, r.updatedAt])
-            return try Self.fetch(s, key: r.idempotencyKey)!
+                [r.idempotencyKey, r.status.rawValue, r.amountMinor, r.currency, r.reference, r.reason, r.createdAt, r.updatedAt]).rows == 1
+            // Inserted: the row is `r` (not read back, one statement less); ignored: the key's first record.
+            guard inserted else { return (try Self.fetch(s, key: r.idempotencyKey)!, false) }
+            var stored = r
+            stored.createdAt = Millis.date(Millis.from(r.createdAt))
+            stored.updatedAt = Millis.date(Millis.from(r.updatedAt))
+            return (stored, true)
         }
     }
 

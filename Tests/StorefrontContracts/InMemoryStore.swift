@@ -312,11 +312,14 @@ public final class InMemoryStore: ProductStore, SagaStore, OutboxStore, PaymentL
 
     public func payment(idempotencyKey: String) async throws -> PaymentRecord? { state.withLock { $0.payments[idempotencyKey] } }
 
-    public func insertIfAbsent(_ record: PaymentRecord) async throws -> PaymentRecord {
+    public func insertIfAbsent(_ record: PaymentRecord) async throws -> (record: PaymentRecord, inserted: Bool) {
         state.withLock { s in
-            if let existing = s.payments[record.idempotencyKey] { return existing }
-            s.payments[record.idempotencyKey] = record
-            return record
+            if let existing = s.payments[record.idempotencyKey] { return (existing, false) }
+            var stored = record
+            stored.createdAt = Millis.date(Millis.from(record.createdAt))
+            stored.updatedAt = Millis.date(Millis.from(record.updatedAt))
+            s.payments[record.idempotencyKey] = stored
+            return (stored, true)
         }
     }
 

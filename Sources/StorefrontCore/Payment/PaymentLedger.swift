@@ -36,8 +36,9 @@ public struct PaymentRecord: Sendable, Equatable {
 /// Storage for the simulated payment provider. Keys are unique.
 public protocol PaymentLedger: Sendable {
     func payment(idempotencyKey: String) async throws -> PaymentRecord?
-    /// Inserts the record unless the key exists; returns whichever record holds the key afterwards.
-    func insertIfAbsent(_ record: PaymentRecord) async throws -> PaymentRecord
+    /// Inserts the record unless the key exists; returns whichever record holds the key afterwards (times as
+    /// stored: whole milliseconds), and whether it is the one inserted now.
+    func insertIfAbsent(_ record: PaymentRecord) async throws -> (record: PaymentRecord, inserted: Bool)
     /// `CHARGED` → `REFUNDED`; returns the record as it is afterwards (nil if the key is unknown).
     func markRefunded(idempotencyKey: String, at: Date) async throws -> PaymentRecord?
     /// Sum of `CHARGED` amounts and count, for invariants and metrics.

@@ -59,19 +59,20 @@ public final class SimulatedPaymentGateway: PaymentGateway {
         let b = behaviorState.withLock { $0 }
         if b.latency > .zero { try await Task.sleep(for: b.latency) }
         try await hangIfTold(b)
-        if let existing = try await ledger.payment(idempotencyKey: idempotencyKey) {
-            return Self.chargeResult(of: existing)
-        }
+        // A key charged before gets its first outcome, whatever this call's roll (as a real provider's
+        // idempotency keys do). Looked up only when needed: on the common path, a new key, the insert tells.
         let roll = Double.random(in: 0..<1)
         if roll < b.failureRate {
+            if let existing = try await ledger.payment(idempotencyKey: idempotencyKey) { return Self.chargeResult(of: existing) }
             throw PaymentError.unavailable("simulated provider outage")
         }
         let now = Date()
         let declined = roll < b.failureRate + b.declineRate
-        let record = try await ledger.insertIfAbsent(PaymentRecord(
+        let (record, inserted) = try await ledger.insertIfAbsent(PaymentRecord(
             idempotencyKey: idempotencyKey, status: declined ? .declined : .charged, amountMinor: amountMinor,
             currency: currency, reference: "sim_" + UUID().uuidString.lowercased().prefix(18), reason: declined ? "card declined (simulated)" : nil,
             createdAt: now, updatedAt: now))
+        guard inserted else { return Self.chargeResult(of: record) }
         if record.status == .charged, Double.random(in: 0..<1) < b.timeoutAfterChargeRate {
             logger.debug("simulated timeout after charging", metadata: ["key": "\(idempotencyKey)"])
             throw PaymentError.timeout
@@ -93,7 +94,7 @@ public final class SimulatedPaymentGateway: PaymentGateway {
         try await hangIfTold(behaviorState.withLock { $0 })
         let now = Date()
         // Void the key first if nothing is there, so a charge arriving late is declined.
-        let record = try await ledger.insertIfAbsent(PaymentRecord(
+        let (record, _) = try await ledger.insertIfAbsent(PaymentRecord(
             idempotencyKey: idempotencyKey, status: .voided, amountMinor: 0, currency: "XXX", reference: "void",
             reason: "voided by compensation", createdAt: now, updatedAt: now))
         switch record.status {
