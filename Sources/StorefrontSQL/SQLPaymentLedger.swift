@@ -33,7 +33,12 @@ public struct SQLPaymentLedger: PaymentLedger {
                 """,
                 [r.idempotencyKey, r.status.rawValue, r.amountMinor, r.currency, r.reference, r.reason, r.createdAt, r.updatedAt]).rows == 1
             // Inserted: the row is `r` (not read back, one statement less); ignored: the key's first record.
-            guard inserted else { return (try Self.fetch(s, key: r.idempotencyKey)!, false) }
+            guard inserted else {
+                guard let existing = try Self.fetch(s, key: r.idempotencyKey) else {
+                    throw LedgerInconsistency(description: "payment \(r.idempotencyKey) was neither inserted nor found")
+                }
+                return (existing, false)
+            }
             var stored = r
             stored.createdAt = Millis.date(Millis.from(r.createdAt))
             stored.updatedAt = Millis.date(Millis.from(r.updatedAt))
@@ -55,4 +60,10 @@ public struct SQLPaymentLedger: PaymentLedger {
             return (Int(try row.int("n")), try row.int("total"))
         }
     }
+}
+
+/// The ledger's insert was ignored, yet no row holds the key (a constraint the insert's IGNORE swallowed): a
+/// server error, never a client's.
+struct LedgerInconsistency: Error, CustomStringConvertible {
+    let description: String
 }

@@ -61,6 +61,10 @@ public final class SQLiteDatabase: Sendable, HealthCheckable {
 
     /// Applies every migration not yet applied (versioned, idempotent).
     public func migrate() throws {
+        // Migrations may rebuild tables or indexes: their temporary data may spill to disk as SQLite's default
+        // allows, rather than be held in memory like the savepoint journals of everyday writes.
+        try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA temp_store = DEFAULT") }
+        defer { try? writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA temp_store = MEMORY") } }
         try SQLiteSchema.migrator.migrate(writer)
     }
 

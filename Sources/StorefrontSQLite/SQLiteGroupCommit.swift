@@ -10,9 +10,9 @@ import Synchronization
 /// - No caller is answered before the batch's `COMMIT` has returned: a write that succeeded is durable when
 ///   its caller learns so, and a failed one's error is delivered after the commit too (so a caller that lost a
 ///   unique-key race to another write of the same batch reads the winner's row, committed, right away).
-/// - If the batch cannot start, or SQLite rolls back the whole transaction under one write (disk full),
-///   nothing of it is durable, and each of its writes is run again alone, so each gets its own outcome. If
-///   COMMIT fails, every write of the batch gets the error.
+/// - If SQLite rolls back the whole transaction under one write (disk full), nothing of the batch is durable,
+///   and each of its writes is run again alone, so each gets its own outcome. If BEGIN or COMMIT fails, every
+///   write of the batch gets the error.
 /// - A write that is queued runs even if its caller's task is cancelled meanwhile (GRDB's own `write` skipped
 ///   or interrupted it): a saga step that was sent is finished, and its caller is answered all the same.
 /// - A lone write is a plain `BEGIN IMMEDIATE … COMMIT`: an idle server adds no latency and no savepoint. No
@@ -135,9 +135,11 @@ final class SQLiteGroupCommit: Sendable {
 
     private func runTogether(_ jobs: [Job], _ db: Database) {
         var failures = [(any Error)?](repeating: nil, count: jobs.count)
+        var began = false
         var committing = false
         do {
             try db.inTransaction(.immediate) {
+                began = true
                 for (index, job) in jobs.enumerated() {
                     do {
                         try db.inSavepoint {
@@ -153,16 +155,16 @@ final class SQLiteGroupCommit: Sendable {
                 return .commit
             }
         } catch {
-            if committing {
-                // COMMIT failed (an I/O error): every write gets the error, as a lone write's caller would —
-                // whether such a commit reached the disk is not certain, so nothing is run again here.
-                for job in jobs { job.finish(error) }
-            } else {
-                // Nothing of the batch was committed: BEGIN failed (another process holding the file past the
-                // busy timeout), or SQLite rolled the whole transaction back under one write (disk full — maybe
-                // because of the batch's size). Each write runs again alone and gets its own outcome; bodies
-                // only touch the database, so a rolled-back run left nothing behind.
+            if began, !committing {
+                // SQLite rolled the whole transaction back under one write (disk full — maybe because of the
+                // batch's size): nothing of the batch is committed. Each write runs again alone and gets its own
+                // outcome; bodies only touch the database, so a rolled-back run left nothing behind.
                 for job in jobs { runAlone(job, db) }
+            } else {
+                // BEGIN failed (another process held the file past the busy timeout: running each alone could
+                // wait that long again, per write) or COMMIT failed (an I/O error; whether such a commit reached
+                // the disk is not certain): every write gets the error, as a lone write's caller would.
+                for job in jobs { job.finish(error) }
             }
             return
         }

@@ -165,6 +165,51 @@ struct SQLiteGroupCommitTests {
         #expect(db.groupCommit.statistics.largestBatch >= 3)
     }
 
+    /// Another process holds the file's write lock past the busy timeout (10 s): the batch's BEGIN fails and
+    /// every write of it gets that error once — not one more 10 s wait per write, run alone.
+    @Test func aBatchThatCannotBeginFailsOnceForAll() async throws {
+        let db = try await database()
+        let other = try DatabaseQueue(path: db.path)
+        let holding = DispatchSemaphore(value: 0)
+        let letGo = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? other.writeWithoutTransaction { conn in
+                try conn.execute(sql: "BEGIN IMMEDIATE")
+                holding.signal()
+                letGo.wait()
+                try conn.execute(sql: "ROLLBACK")
+            }
+        }
+        await withCheckedContinuation { continuation in DispatchQueue.global().async { holding.wait(); continuation.resume() } }
+        let outcomes = Outcomes()
+        let done = AsyncStream<Void>.makeStream()
+        let started = ContinuousClock.now
+        try await holdWriter(db, until: 3) {
+            for n in 0..<3 {
+                Task {
+                    let result = await outcome {
+                        try await db.write { sql -> Int in
+                            _ = try sql.run("INSERT INTO t (k, v) VALUES (?, ?)", [.text("b\(n)"), .int(Int64(n))])
+                            return n
+                        }
+                    }
+                    outcomes.set(n, result)
+                    done.continuation.yield()
+                }
+            }
+        }
+        var finished = 0
+        for await _ in done.stream {
+            finished += 1
+            if finished == 3 { break }
+        }
+        let waited = ContinuousClock.now - started
+        letGo.signal()
+        for n in 0..<3 { #expect(throws: (any Error).self) { try outcomes.all[n]?.get() } }
+        #expect(waited < .seconds(25), "one busy timeout for the batch, not one per write: \(waited)")
+        #expect(db.groupCommit.statistics.largestBatch >= 3)
+    }
+
     @Test func concurrentWritesShareCommitsAndAllLand() async throws {
         let db = try await database()
         try await withThrowingTaskGroup(of: Void.self) { group in

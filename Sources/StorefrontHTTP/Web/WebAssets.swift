@@ -102,7 +102,7 @@ enum WebAssets {
               const li = document.createElement('li');
               li.className = 'event';
               li.dataset.type = e.type;
-              li.textContent = e.occurredAt.slice(11, 23) + '  ' + e.type + '  saga ' + e.sagaId.slice(0, 8) + '  product ' + e.productId +
+              li.textContent = e.occurredAt.slice(11, 23) + '  ' + e.type + '  saga …' + e.sagaId.slice(-8) + '  product ' + e.productId +
                 (e.orderId ? '  order ' + e.orderId : '') + (e.reason ? '  — ' + e.reason : '') + (item.published ? '' : '  (not yet published)');
               events.prepend(li);
             }
