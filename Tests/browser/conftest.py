@@ -121,8 +121,12 @@ def screenshots():
 
 
 def wait(driver, seconds=20):
+    """Polls until a condition holds. The pages re-render lists as they poll the server, so an
+    element found a moment ago may be replaced before it is read: that counts as "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
 
 def shot(driver, screenshots, name):
