@@ -223,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorefrontMariaDBTests",
-            dependencies: ["StorefrontMariaDB", "MariaDB", "StorefrontCore", "StorefrontContracts", "StorefrontBench"],
+            dependencies: ["StorefrontMariaDB", "StorefrontSQL", "MariaDB", "StorefrontCore", "StorefrontContracts", "StorefrontBench"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

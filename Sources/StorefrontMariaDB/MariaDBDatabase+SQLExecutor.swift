@@ -15,6 +15,10 @@ extension MariaDBDatabase: SQLExecutor {
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
         try await write { (s: MariaDBSession) in try body(MariaDBStatements(session: s)) }
     }
+
+    public func writeAutocommit<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
+        try await writeAutocommit { (s: MariaDBSession) in try body(MariaDBStatements(session: s)) }
+    }
 }
 
 /// `SQLStatements` on one session (prepared statements, binary protocol).

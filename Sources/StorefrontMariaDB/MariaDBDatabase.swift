@@ -95,6 +95,16 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
 
     /// `body` in one transaction on the primary; deadlock victims are retried with bounded, jittered back-off.
     func write<T: Sendable>(_ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
+        try await primaryWrite(transaction: true, body)
+    }
+
+    /// `body` on the primary in autocommit, each statement committed on its own: a write of one statement
+    /// without the START TRANSACTION and COMMIT round trips. Same refusals and deadlock retries as `write`.
+    func writeAutocommit<T: Sendable>(_ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
+        try await primaryWrite(transaction: false, body)
+    }
+
+    private func primaryWrite<T: Sendable>(transaction: Bool, _ body: @escaping @Sendable (MariaDBSession) throws -> T) async throws -> T {
         // Two writable servers: a write to either could be lost or diverge; refuse rather than guess.
         // A primary waiting for a replica it does not have: every commit would block until one connects.
         guard topology.withLock({ $0.writableConflict == nil && !$0.primaryBlocked }) else {
@@ -103,7 +113,9 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
         var attempt = 1
         while true {
             do {
-                return try await mapped { try await self.primaryPool.transaction(body) }
+                return try await mapped {
+                    transaction ? try await self.primaryPool.transaction(body) : try await self.primaryPool.session(body)
+                }
             } catch let error as MariaDBError where error.isRetryable && attempt < settings.deadlockAttempts {
                 deadlockRetries.increment()
                 logger.debug("retrying a transaction", metadata: ["attempt": "\(attempt)", "error": "\(error)"])

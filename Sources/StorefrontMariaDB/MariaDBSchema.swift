@@ -129,6 +129,19 @@ enum MariaDBSchema {
             "CREATE INDEX IF NOT EXISTS sagas_by_product ON sagas (product_id, state)",
             "UPDATE products SET stock = stock - reserved, reserved = 0 WHERE reserved <> 0",
         ]),
+        // Issue 12: recovery's claim scanned `sagas_lease` over every saga whose lease had passed — all the
+        // finished ones, so each round read the whole history and, a locking read in REPEATABLE READ, held
+        // it while purchases stepped. `open_lease` is `lease_until` while a saga is unfinished and NULL once it
+        // is finished, so its index holds only the sagas recovery, the console and the admin list look for
+        // (SQLite has a partial index for the same). Idempotent: re-run whole.
+        ("005_saga_open_lease", [
+            """
+            ALTER TABLE sagas ADD COLUMN IF NOT EXISTS open_lease BIGINT
+                AS (IF(state IN ('CONFIRMED', 'COMPENSATED', 'FAILED'), NULL, lease_until)) PERSISTENT
+            """,
+            "CREATE INDEX IF NOT EXISTS sagas_open ON sagas (open_lease)",
+            "DROP INDEX IF EXISTS sagas_lease ON sagas",
+        ]),
     ]
 
     static let bookkeeping = """

@@ -11,4 +11,15 @@ public protocol SQLExecutor: Sendable {
     func read<T: Sendable>(_ consistency: ReadConsistency, _ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T
     /// `body` in one transaction on the primary: committed when it returns, rolled back when it throws.
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T
+    /// `body` on the primary with each statement committed on its own (no enclosing transaction): for a write
+    /// that is one statement, or whose statements need not commit together — it saves a client/server engine
+    /// the START TRANSACTION and COMMIT round trips.
+    func writeAutocommit<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T
+}
+
+extension SQLExecutor {
+    /// An engine without round trips to save (SQLite, in-process) runs it as one transaction.
+    public func writeAutocommit<T: Sendable>(_ body: @escaping @Sendable (any SQLStatements) throws -> T) async throws -> T {
+        try await write(body)
+    }
 }

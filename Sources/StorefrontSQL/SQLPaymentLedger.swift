@@ -25,7 +25,9 @@ public struct SQLPaymentLedger: PaymentLedger {
 
     public func insertIfAbsent(_ r: PaymentRecord) async throws -> (record: PaymentRecord, inserted: Bool) {
         let insertIgnore = database.dialect.insertIgnore
-        return try await database.write { s in
+        // Autocommit: the insert is one statement, and the read of an ignored key's row sees it committed
+        // (an insert racing on the same key waits for the other's commit before it is ignored).
+        return try await database.writeAutocommit { s in
             let inserted = try s.run(
                 """
                 \(insertIgnore) INTO payments (idempotency_key, status, amount_minor, currency, reference, reason, created_at, updated_at)

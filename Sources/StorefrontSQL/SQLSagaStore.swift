@@ -94,6 +94,32 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
     }
 
+    /// Without reading the saga first (MariaDB: one round trip and one locking read less per step): the saga
+    /// row's UPDATE, the transaction's first statement, is guarded by the expected state, fence and event
+    /// sequence. If it matches nothing, the saga moved (or `expected` is older than the row): the transaction is
+    /// rolled back and the step judged on the locked row, as `apply` does. A chain that creates the order reads
+    /// first (the order's id goes into the saga row); so does SQLite, whose read is in-process.
+    public func apply(_ chain: [SagaTransition], to expected: Saga, lease: Duration, now: Date) async throws -> TransitionResult {
+        guard let first = chain.first, !database.dialect.forUpdate.isEmpty, expected.state == first.from,
+              !chain.contains(where: { $0.effect == .createOrder }) else {
+            return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
+        }
+        let leaseEnd = leaseEnd
+        do {
+            return try await database.write { [topic] s in
+                .applied(try Self.perform(s, topic: topic, work: Work(saga: expected), chain: chain, fence: expected.fence, lease: lease,
+                                          leaseEnd: leaseEnd, now: now, unread: true))
+            }
+        } catch is SagaMoved {
+            return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
+        } catch let refused as EffectRefused {
+            return .rejected(refused.saga)
+        }
+    }
+
+    /// The guarded update of a saga that was not read first matched no row.
+    struct SagaMoved: Error {}
+
     /// A reservation found too little stock: the transaction is rolled back.
     struct EffectRefused: Error {
         var saga: Saga
@@ -123,11 +149,15 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     /// by it). The order, timeline and outbox rows are written first and the product row last, so that a hot
     /// product's row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's
     /// transaction is then rolled back) when the reservation finds too little stock.
+    /// `unread`: the saga row was neither inserted nor locked by this transaction; a guard that matches nothing
+    /// throws `SagaMoved`. The saga row is updated before the order's status, so every transaction that writes
+    /// both locks the saga row first.
     static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
-                        lease: Duration, leaseEnd: String, now: Date) throws -> Saga {
+                        lease: Duration, leaseEnd: String, now: Date, unread: Bool = false) throws -> Saga {
         var work = initial
         var failureCode: SagaFailureCode?
         var lastError: String?
+        var orderStatus: OrderStatus?
         for t in chain {
             guard work.saga.state == t.from else {
                 throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "\(t.step) does not start at \(work.saga.state.rawValue)")
@@ -147,9 +177,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             case .recordPayment(let reference):
                 work.saga.paymentRef = reference
             case .confirmOrder:
-                try setOrderStatus(s, saga: work.saga, to: .confirmed, at: now)
+                orderStatus = orderStatus ?? .confirmed
             case .cancelOrder:
-                try setOrderStatus(s, saga: work.saga, to: .cancelled, at: now)
+                orderStatus = orderStatus ?? .cancelled
             case .releaseInventory:
                 work.stockDelta += work.saga.qty
             }
@@ -164,11 +194,16 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             """
             UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd), event_seq = ?,
                 failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
-            WHERE id = ? AND state = ? AND owner = ? AND epoch = ?
+            WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
             """,
             [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
-             failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch]).rows
-        guard changed == 1 else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction") }
+             failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch,
+             work.before.eventSequence]).rows
+        guard changed == 1 else {
+            if unread { throw SagaMoved() }
+            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
+        }
+        if let orderStatus { try setOrderStatus(s, saga: saga, to: orderStatus, at: now) }
         if !work.steps.isEmpty {
             try s.run("INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(work.steps.count, 5))",
                       work.steps.flatMap { step -> [any SQLBindable] in [saga.id, step.name.rawValue, step.status.rawValue, step.detail, now] })
@@ -239,18 +274,14 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func claimExpired(owner: String, lease: Duration, limit: Int, now: Date) async throws -> [Saga] {
-        let skipLocked = database.dialect.forUpdateSkipLocked
-        let (dbNow, leaseEnd) = (database.dialect.nowMillis, leaseEnd)
+        let dialect = database.dialect
+        let skipLocked = dialect.forUpdateSkipLocked
+        let (dbNow, leaseEnd) = (dialect.nowMillis, leaseEnd)
         return try await database.write { s in
             // SKIP LOCKED (MariaDB): sagas another server is claiming (or stepping) right now are left to it.
             // The UPDATE checks the claim's conditions again, for engines without row locks. Expiry is judged
             // by the database's clock.
-            let rows = try s.rows(
-                """
-                SELECT id FROM sagas WHERE lease_until < \(dbNow) AND state NOT IN (\(Self.terminalList)) AND needs_attention = 0
-                ORDER BY lease_until LIMIT ?\(skipLocked)
-                """,
-                [limit])
+            let rows = try s.rows(Self.claimQuery(dialect) + skipLocked, [limit])
             var claimed: [Saga] = []
             for row in rows {
                 let id = try row.uuid("id")
@@ -265,6 +296,22 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             }
             return claimed
         }
+    }
+
+    /// The unfinished sagas whose lease has passed, by the database's clock, oldest lease first (one parameter:
+    /// the limit). It reads only unfinished sagas' index entries: the finished history is not in that index.
+    public static func claimQuery(_ dialect: SQLDialect) -> String {
+        let (lease, unfinished) = unfinishedLease(dialect)
+        return """
+            SELECT id FROM sagas WHERE \(unfinished) AND \(lease) < \(dialect.nowMillis) AND needs_attention = 0
+            ORDER BY \(lease) LIMIT ?
+            """
+    }
+
+    /// The column ordering unfinished sagas by lease, and the predicate that selects them through its index.
+    static func unfinishedLease(_ dialect: SQLDialect) -> (column: String, predicate: String) {
+        if let column = dialect.openLease { return (column, "\(column) IS NOT NULL") }
+        return ("lease_until", "state NOT IN (\(terminalList))")
     }
 
     public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
@@ -289,8 +336,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func countUnfinished() async throws -> Int {
-        try await database.read(.primary) { s in
-            Int(try s.row("SELECT COUNT(*) AS n FROM sagas WHERE state NOT IN (\(Self.terminalList))")?.int("n") ?? 0)
+        let unfinished = Self.unfinishedLease(database.dialect).predicate
+        return try await database.read(.primary) { s in
+            Int(try s.row("SELECT COUNT(*) AS n FROM sagas WHERE \(unfinished)")?.int("n") ?? 0)
         }
     }
 
@@ -318,10 +366,11 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
-        try await database.read(.primary) { s in
+        let unfinished = Self.unfinishedLease(database.dialect).predicate
+        return try await database.read(.primary) { s in
             try s.rows(
                 """
-                SELECT * FROM sagas WHERE state NOT IN (\(Self.terminalList))\(needingAttention ? " AND needs_attention = 1" : "")
+                SELECT * FROM sagas WHERE \(unfinished)\(needingAttention ? " AND needs_attention = 1" : "")
                 ORDER BY created_at, id LIMIT ?
                 """,
                 [limit]).map(Self.saga)

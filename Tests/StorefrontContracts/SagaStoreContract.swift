@@ -24,6 +24,64 @@ public enum SagaStoreContract {
         try await chains(products: products, sagas: sagas)
         try await leases(products: products, sagas: sagas)
         try await attention(products: products, sagas: sagas)
+        try await guardedByWhatTheCallerHolds(products: products, sagas: sagas)
+    }
+
+    /// `apply(_:to:)`, where a store may guard with the caller's copy of the saga instead of reading it: the same
+    /// answers as `apply` whether the copy is current, outdated, fenced, or the effect is refused.
+    static func guardedByWhatTheCallerHolds(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-held", stock: 3), now: now)
+        let opening = SagaPlan.chain(from: .started, .forward)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1), then: opening, now: now) else { Issue.record("begin"); return }
+        let closing = [SagaPlan.paymentSucceeded(reference: "ref-h")] + SagaPlan.chain(from: .paid, .forward)
+        guard case .applied(let confirmed) = try await sagas.apply(closing, to: s, lease: .seconds(30), now: now) else {
+            Issue.record("confirm from the held copy"); return
+        }
+        #expect(confirmed.state == .confirmed && confirmed.paymentRef == "ref-h" && confirmed.eventSequence == 5)
+        #expect(try await sagas.saga(id: s.id)?.state == .confirmed)
+        #expect(try await sagas.order(id: try #require(s.orderId))?.status == .confirmed)
+        let events = try await sagas.records(after: 0, limit: 100, sagaId: s.id).map { try SagaEvent.decode($0.payload) }
+        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+        // the same copy again: the saga moved on, the step is stale and writes nothing
+        guard case .stale(let current) = try await sagas.apply(closing, to: s, lease: .seconds(30), now: now) else {
+            Issue.record("a step applied twice from an outdated copy"); return
+        }
+        #expect(current.state == .confirmed)
+        #expect(try await sagas.records(after: 0, limit: 100, sagaId: s.id).count == 5)
+
+        // a copy whose event sequence is behind the row (same state and fence): applied on the row as it is
+        guard case .created(let s2) = try await sagas.begin(newSaga(p.id, qty: 1), now: now) else { Issue.record("begin 2"); return }
+        var behind = s2
+        behind.eventSequence += 7
+        guard case .applied(let reserved) = try await sagas.apply([step(.started)], to: behind, lease: .seconds(30), now: now) else {
+            Issue.record("reserve from a copy with another event sequence"); return
+        }
+        #expect(reserved.state == .reserved && reserved.eventSequence == 2)
+        #expect(try await sagas.records(after: 0, limit: 100, sagaId: s2.id).map { try SagaEvent.decode($0.payload).sequence } == [1, 2])
+
+        // too little stock: rejected, nothing written
+        guard case .created(let s3) = try await sagas.begin(newSaga(p.id, qty: 2), now: now) else { Issue.record("begin 3"); return }
+        guard case .rejected(let still) = try await sagas.apply([step(.started)], to: s3, lease: .seconds(30), now: now) else {
+            Issue.record("oversold from a held copy"); return
+        }
+        #expect(still.state == .started)
+        #expect(try await sagas.saga(id: s3.id)?.state == .started)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 1)
+
+        // taken over: the former owner's copy is fenced; the new owner's applies
+        guard case .created(let s4) = try await sagas.begin(newSaga(p.id, qty: 1, lease: .milliseconds(1)), now: now) else { return }
+        try await Task.sleep(for: .milliseconds(20))
+        let claimed = try #require(try await sagas.claimExpired(owner: "app-2", lease: .seconds(30), limit: 100, now: now).first { $0.id == s4.id })
+        let compensate = SagaPlan.next(.started, .compensate(code: "x", reason: "y")).transition!
+        guard case .fenced(let seen) = try await sagas.apply([compensate], to: s4, lease: .seconds(30), now: now) else {
+            Issue.record("the former owner's copy was applied"); return
+        }
+        #expect(seen.fence == claimed.fence)
+        guard case .applied(let failed) = try await sagas.apply([compensate], to: claimed, lease: .seconds(30), now: now) else {
+            Issue.record("the new owner's copy was refused"); return
+        }
+        #expect(failed.state == .failed)
+        #expect(try await sagas.steps(sagaId: s4.id).map(\.name) == [.startSaga, .failSaga])
     }
 
     /// Recovery's backoff and its last resort: a saga left to a person, and the operator's retry and take-over.

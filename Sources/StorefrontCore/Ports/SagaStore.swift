@@ -19,6 +19,12 @@ public protocol SagaStore: Sendable {
     /// previous one's `to`.
     func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult
 
+    /// `apply` by a caller that holds the saga as its last transition left it (`expected`, whose fence is the
+    /// caller's): the same answers, but a store may skip reading and locking the saga first and instead guard
+    /// its update with what it expects (state, fence and event sequence), falling back to `apply` when the
+    /// saga moved.
+    func apply(_ chain: [SagaTransition], to expected: Saga, lease: Duration, now: Date) async throws -> TransitionResult
+
     func saga(id: UUID) async throws -> Saga?
     func saga(idempotencyKey: String) async throws -> Saga?
     func steps(sagaId: UUID) async throws -> [SagaStep]
@@ -53,6 +59,10 @@ public protocol SagaStore: Sendable {
 extension SagaStore {
     /// Opens the saga in `STARTED` alone.
     public func begin(_ saga: NewSaga, now: Date) async throws -> BeginResult { try await begin(saga, then: [], now: now) }
+
+    public func apply(_ chain: [SagaTransition], to expected: Saga, lease: Duration, now: Date) async throws -> TransitionResult {
+        try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
+    }
 
     /// Applies one guarded transition in its own transaction.
     public func apply(_ transition: SagaTransition, sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {

@@ -223,11 +223,12 @@ public final class SagaOrchestrator: Sendable {
         guard let first = chain.first else { return saga }
         // Forward steps before the pivot fail fast (and compensate); everything else is retried.
         let mustFinish = chain.contains { $0.from.isPastPivot || $0.to.isPastPivot || $0.status != .done }
-        let sagaId = saga.id
         let fence = saga.fence
         let steps = chain.map(\.step.rawValue).joined(separator: "+")
         let result = try await retrying(steps, saga, attempts: mustFinish ? settings.stepAttempts : 1) {
-            try await self.store.apply(chain, sagaId: sagaId, fence: fence, lease: self.settings.leaseDuration, now: self.clock.now())
+            // `saga` is what the previous transition wrote (or read): the store may guard with it instead of
+            // reading the row first; a retry after an unknown outcome finds the saga moved and reads it.
+            try await self.store.apply(chain, to: saga, lease: self.settings.leaseDuration, now: self.clock.now())
         }
         switch result {
         case .applied(let updated):
