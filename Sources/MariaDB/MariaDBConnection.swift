@@ -13,6 +13,9 @@ public final class MariaDBConnection: @unchecked Sendable {
     // `handle` and `statements` are only touched on the executor while `busy` is held (or in close()).
     private let handle: UnsafeMutablePointer<MYSQL>
     private var statements: [String: UnsafeMutablePointer<MYSQL_STMT>] = [:]
+    /// A transaction was asked for and START TRANSACTION not sent yet: it goes with the first statement
+    /// (`MariaDBSession.transaction`). Only touched on the executor while `busy` is held.
+    var beginPending = false
     private let busy = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
     private let brokenFlag = Atomic<Bool>(false)
@@ -51,7 +54,8 @@ public final class MariaDBConnection: @unchecked Sendable {
             }
             let connected = mysql_real_connect(
                 mysql, configuration.unixSocket == nil ? configuration.host : nil, configuration.user, configuration.password,
-                configuration.database, UInt32(configuration.port), configuration.unixSocket, UInt(CLIENT_FOUND_ROWS))
+                configuration.database, UInt32(configuration.port), configuration.unixSocket,
+                UInt(CLIENT_FOUND_ROWS) | UInt(CLIENT_MULTI_STATEMENTS))
             guard connected != nil else {
                 let error = Self.error(of: mysql)
                 mysql_close(mysql)
@@ -95,6 +99,7 @@ public final class MariaDBConnection: @unchecked Sendable {
         defer { busy.store(false, ordering: .releasing) }
         guard !closed.load(ordering: .relaxed) else { throw MariaDBError.misuse("connection is closed") }
         return try await executor.run {
+            self.beginPending = false
             do {
                 return try body(MariaDBSession(connection: self))
             } catch let error as MariaDBError {

@@ -14,6 +14,7 @@ public struct MariaDBSession {
     }
 
     public func query(_ sql: String, _ parameters: [MariaDBValue]) throws -> MariaDBResult {
+        try beginIfPending()
         let stmt = try connection.statement(sql)
         let expected = Int(mysql_stmt_param_count(stmt))
         guard expected == parameters.count else {
@@ -37,12 +38,127 @@ public struct MariaDBSession {
         return MariaDBResult(rows: rows, affectedRows: mysql_stmt_affected_rows(stmt), lastInsertID: 0)
     }
 
-    /// A statement through the text protocol (DDL, transaction control, SHOW …): every value is a string or
-    /// NULL. Runs several `;`-separated statements only if the server allows multi-statements (it does not here).
+    /// One statement through the text protocol (DDL, transaction control, SHOW …): every value is a string or
+    /// NULL. (The connection accepts several `;`-separated statements, for `batch`; `execute` reads one result.)
     @discardableResult
     public func execute(_ sql: String) throws -> MariaDBResult {
+        try beginIfPending()
+        return try send(sql, statements: 1)[0]
+    }
+
+    /// Statements that return no rows (or few), sent in ONE round trip (the text protocol's multi-statements)
+    /// and answered in order. Each `?` outside quotes and backticks becomes its parameter as a literal: integers
+    /// as digits, strings escaped for this connection (`mysql_real_escape_string`) and quoted, bytes as hex,
+    /// NULL. The server stops at the first statement that fails: its error is thrown, and the ones after it
+    /// did not run. A pending START TRANSACTION goes first in the same round trip.
+    public func batch(_ statements: [(sql: String, parameters: [MariaDBValue])]) throws -> [MariaDBResult] {
+        guard !statements.isEmpty else { return [] }
+        var text = ""
+        if connection.beginPending {
+            connection.beginPending = false
+            text = "START TRANSACTION;\n"
+        }
+        let leading = text.isEmpty ? 0 : 1
+        for (index, statement) in statements.enumerated() {
+            if index > 0 { text += ";\n" }
+            try appendRendered(statement.sql, statement.parameters, to: &text)
+        }
+        return Array(try send(text, statements: statements.count + leading).dropFirst(leading))
+    }
+
+    /// Sends `sql` (`statements` statements) and reads every result; a failing statement's error is thrown once
+    /// the connection is back in step (the server sends nothing after it).
+    private func send(_ sql: String, statements: Int) throws -> [MariaDBResult] {
         let mysql = connection.mysql
         if mysql_real_query(mysql, sql, UInt(sql.utf8.count)) != 0 { throw connection.lastError() }
+        var results: [MariaDBResult] = []
+        while true {
+            results.append(try storeResult(mysql))
+            let next = mysql_next_result(mysql)
+            if next < 0 { break }
+            if next > 0 { throw connection.lastError() }
+        }
+        guard results.count == statements else {
+            throw MariaDBError.misuse("sent \(statements) statements, the server answered \(results.count): \(sql.prefix(80))")
+        }
+        return results
+    }
+
+    /// `sql` with each placeholder replaced by its parameter as a literal.
+    private func appendRendered(_ sql: String, _ parameters: [MariaDBValue], to text: inout String) throws {
+        var quote: UInt8?  // inside '…', "…" or `…`
+        var next = 0
+        var chunkStart = sql.utf8.startIndex
+        let utf8 = sql.utf8
+        var i = utf8.startIndex
+        while i < utf8.endIndex {
+            let byte = utf8[i]
+            if let open = quote {
+                if byte == UInt8(ascii: "\\"), open != UInt8(ascii: "`") {
+                    i = utf8.index(after: i)  // the escaped byte is skipped with it
+                    if i < utf8.endIndex { i = utf8.index(after: i) }
+                    continue
+                }
+                if byte == open { quote = nil }  // a doubled quote closes and reopens: the same
+            } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "`") {
+                quote = byte
+            } else if byte == UInt8(ascii: "?") {
+                guard next < parameters.count else {
+                    throw MariaDBError.misuse("more placeholders than the \(parameters.count) parameters: \(sql.prefix(80))")
+                }
+                text += String(sql[chunkStart..<i])
+                try appendLiteral(parameters[next], to: &text)
+                next += 1
+                chunkStart = utf8.index(after: i)
+            }
+            i = utf8.index(after: i)
+        }
+        guard quote == nil else { throw MariaDBError.misuse("unterminated quote: \(sql.prefix(80))") }
+        guard next == parameters.count else {
+            throw MariaDBError.misuse("statement takes \(next) parameters, got \(parameters.count): \(sql.prefix(80))")
+        }
+        text += String(sql[chunkStart...])
+    }
+
+    private func appendLiteral(_ value: MariaDBValue, to text: inout String) throws {
+        switch value {
+        case .null: text += "NULL"
+        case .int(let n): text += String(n)
+        case .uint(let n): text += String(n)
+        case .decimal(let d): text += d.text
+        case .double(let d):
+            guard d.isFinite else { throw MariaDBError.misuse("a non-finite double cannot be a literal") }
+            text += "\(d)"
+        case .string(let string): text += try escaped(Array(string.utf8))
+        case .dateTime(let t): text += try escaped(Array(t.description.utf8))
+        case .bytes(let bytes):
+            text += "X'"
+            for byte in bytes {
+                text += String(byte >> 4, radix: 16)
+                text += String(byte & 0x0F, radix: 16)
+            }
+            text += "'"
+        }
+    }
+
+    /// `'…'`, escaped by the client library for this connection's character set and SQL mode.
+    private func escaped(_ bytes: [UInt8]) throws -> String {
+        guard !bytes.isEmpty else { return "''" }
+        var out = [CChar](repeating: 0, count: bytes.count * 2 + 1)
+        let length = bytes.withUnsafeBufferPointer { from in
+            from.withMemoryRebound(to: CChar.self) { from in
+                mysql_real_escape_string(connection.mysql, &out, from.baseAddress!, UInt(bytes.count))
+            }
+        }
+        guard length != UInt.max else { throw MariaDBError.misuse("a string could not be escaped") }
+        let body = out.prefix(Int(length)).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) }
+        }
+        return "'" + body + "'"
+    }
+
+    /// The current result of a text-protocol round trip: rows as strings or NULL, or what the statement changed.
+    private func storeResult(_ mysql: UnsafeMutablePointer<MYSQL>) throws -> MariaDBResult {
         guard let result = mysql_store_result(mysql) else {
             if mysql_field_count(mysql) != 0 { throw connection.lastError() }
             return MariaDBResult(rows: [], affectedRows: mysql_affected_rows(mysql), lastInsertID: mysql_insert_id(mysql))
@@ -65,16 +181,33 @@ public struct MariaDBSession {
 
     /// START TRANSACTION, `body`, COMMIT; ROLLBACK when `body` throws (the rollback's own failure is ignored,
     /// the first error is thrown).
+    /// START TRANSACTION is not a round trip of its own: it is sent with the transaction's first statement (in the
+    /// same round trip when that is a `batch`). A transaction that ran nothing sends nothing.
     public func transaction<T>(_ body: (MariaDBSession) throws -> T) throws -> T {
-        try execute("START TRANSACTION")
+        connection.beginPending = true
         do {
             let result = try body(self)
-            try execute("COMMIT")
+            if connection.beginPending {
+                connection.beginPending = false
+            } else {
+                try execute("COMMIT")
+            }
             return result
         } catch {
-            _ = try? execute("ROLLBACK")
+            if connection.beginPending {
+                connection.beginPending = false
+            } else {
+                _ = try? execute("ROLLBACK")
+            }
             throw error
         }
+    }
+
+    /// Sends a START TRANSACTION that `transaction` deferred, before a statement that cannot carry it.
+    private func beginIfPending() throws {
+        guard connection.beginPending else { return }
+        connection.beginPending = false
+        _ = try send("START TRANSACTION", statements: 1)
     }
 }
 

@@ -37,17 +37,30 @@ struct MariaDBStatements: SQLStatements {
         return result.map { row in SQLRow(columns: columns, values: row.values.map(Self.value)) }
     }
 
-    private func query(_ sql: String, _ arguments: [SQLValue]) throws -> MariaDBResult {
+    func runBatch(_ statements: [SQLStatement]) throws -> [SQLChanges] {
+        if statements.count == 1 { return [try run(statements[0].sql, statements[0].arguments)] }  // prepared, cached
         do {
-            return try session.query(sql, arguments.map { value -> MariaDBValue in
-                switch value {
-                case .null: return .null
-                case .int(let n): return .int(n)
-                case .text(let s): return .string(s)
-                }
-            })
+            return try session.batch(statements.map { ($0.sql, $0.arguments.map(Self.value)) }).map {
+                SQLChanges(rows: Int($0.affectedRows), lastInsertID: Int64($0.lastInsertID))
+            }
         } catch let error as MariaDBError where error.kind == .duplicateKey {
             throw SQLUniqueViolation(error.message)
+        }
+    }
+
+    private func query(_ sql: String, _ arguments: [SQLValue]) throws -> MariaDBResult {
+        do {
+            return try session.query(sql, arguments.map(Self.value))
+        } catch let error as MariaDBError where error.kind == .duplicateKey {
+            throw SQLUniqueViolation(error.message)
+        }
+    }
+
+    static func value(_ value: SQLValue) -> MariaDBValue {
+        switch value {
+        case .null: return .null
+        case .int(let n): return .int(n)
+        case .text(let s): return .string(s)
         }
     }
 

@@ -55,7 +55,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     private func open(_ new: NewSaga, chain: [SagaTransition], now: Date) async throws -> BeginResult {
         let leaseEnd = leaseEnd
         return try await database.write { [topic] s in
-            try s.run(
+            let insert = SQLStatement(
                 """
                 INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, attempts,
                     owner, epoch, lease_until, event_seq, created_at, updated_at)
@@ -71,7 +71,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             work.steps.append((.startSaga, .done, "mode \(new.mode.rawValue)"))
             work.event(.sagaStarted, reason: nil)
             return .created(try Self.perform(s, topic: topic, work: work, chain: chain, fence: started.fence, lease: new.lease,
-                                             leaseEnd: leaseEnd, now: now))
+                                             leaseEnd: leaseEnd, now: now, leading: [insert]))
         }
     }
 
@@ -152,12 +152,16 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     /// `unread`: the saga row was neither inserted nor locked by this transaction; a guard that matches nothing
     /// throws `SagaMoved`. The saga row is updated before the order's status, so every transaction that writes
     /// both locks the saga row first.
+    ///
+    /// The statements go as few batches as their results allow (one round trip each on MariaDB): `leading` (the
+    /// saga's INSERT, when opening) with the order's INSERT, whose id the rest needs, then everything else.
     static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
-                        lease: Duration, leaseEnd: String, now: Date, unread: Bool = false) throws -> Saga {
+                        lease: Duration, leaseEnd: String, now: Date, unread: Bool = false, leading: [SQLStatement] = []) throws -> Saga {
         var work = initial
         var failureCode: SagaFailureCode?
         var lastError: String?
         var orderStatus: OrderStatus?
+        var batch = leading
         for t in chain {
             guard work.saga.state == t.from else {
                 throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "\(t.step) does not start at \(work.saga.state.rawValue)")
@@ -168,12 +172,14 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             case .reserveInventory:
                 work.stockDelta -= work.saga.qty
             case .createOrder:
-                work.saga.orderId = try s.run(
+                batch.append(SQLStatement(
                     """
                     INSERT INTO orders (saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?)
                     """,
-                    [work.saga.id, work.saga.productId, work.saga.qty, work.saga.amountMinor, work.saga.currency, now, now]).lastInsertID
+                    [work.saga.id, work.saga.productId, work.saga.qty, work.saga.amountMinor, work.saga.currency, now, now]))
+                work.saga.orderId = try s.runBatch(batch).last!.lastInsertID
+                batch = []
             case .recordPayment(let reference):
                 work.saga.paymentRef = reference
             case .confirmOrder:
@@ -190,7 +196,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             for type in t.events { work.event(type, reason: t.status == .done ? nil : t.detail) }
         }
         let saga = work.saga
-        let changed = try s.run(
+        let sagaUpdate = batch.count
+        batch.append(SQLStatement(
             """
             UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd), event_seq = ?,
                 failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
@@ -198,15 +205,16 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
             """,
             [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
              failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch,
-             work.before.eventSequence]).rows
-        guard changed == 1 else {
-            if unread { throw SagaMoved() }
-            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
+             work.before.eventSequence]))
+        if let orderStatus {
+            guard let orderId = saga.orderId else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update") }
+            batch.append(SQLStatement("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'PENDING'",
+                                      [orderStatus.rawValue, now, orderId]))
         }
-        if let orderStatus { try setOrderStatus(s, saga: saga, to: orderStatus, at: now) }
         if !work.steps.isEmpty {
-            try s.run("INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(work.steps.count, 5))",
-                      work.steps.flatMap { step -> [any SQLBindable] in [saga.id, step.name.rawValue, step.status.rawValue, step.detail, now] })
+            batch.append(SQLStatement(
+                "INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(work.steps.count, 5))",
+                work.steps.flatMap { step -> [any SQLBindable] in [saga.id, step.name.rawValue, step.status.rawValue, step.detail, now] }))
         }
         if !work.events.isEmpty {
             var values: [any SQLBindable] = []
@@ -214,23 +222,32 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
                 let event = SagaEvent(type: type, saga: snapshot, sequence: snapshot.eventSequence, occurredAt: now, reason: reason)
                 values += [event.eventId, topic, saga.id, try event.jsonPayload(), now] as [any SQLBindable]
             }
-            try s.run("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(work.events.count, 5))", values)
+            batch.append(SQLStatement("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(work.events.count, 5))",
+                                      values))
         }
+        // The product row last: a hot product's row lock is held from this statement to the commit only.
+        let taken = -work.stockDelta
+        if work.stockDelta < 0 {
+            batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
+                                      [taken, now, saga.productId, taken]))
+        } else if work.stockDelta > 0 {
+            batch.append(SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                                      [work.stockDelta, now, saga.productId]))
+        }
+        let results = try s.runBatch(batch)
+        // A guard or a refusal that matched nothing: the caller's transaction is rolled back, so what the batch
+        // wrote after it is undone with it.
+        guard results[sagaUpdate].rows == 1 else {
+            if unread { throw SagaMoved() }
+            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
+        }
+        if work.stockDelta < 0, results.last!.rows == 0 { throw EffectRefused(saga: work.before) }
         // Not read back (one statement less): `leaseUntil` is what was asked for, by this server's clock.
         var written = saga
         written.failureCode = written.failureCode ?? failureCode
         written.lastError = lastError ?? written.lastError
         written.leaseUntil = Millis.date(Millis.from(now) + Millis.of(lease))
         written.updatedAt = Millis.date(Millis.from(now))
-        if work.stockDelta < 0 {
-            let taken = -work.stockDelta
-            let rows = try s.run("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
-                                 [taken, now, saga.productId, taken]).rows
-            if rows == 0 { throw EffectRefused(saga: work.before) }
-        } else if work.stockDelta > 0 {
-            try s.run("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
-                      [work.stockDelta, now, saga.productId])
-        }
         return written
     }
 
@@ -238,11 +255,6 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     static func rows(_ count: Int, _ columns: Int) -> String {
         let row = "(" + SQLDialect.placeholders(columns) + ")"
         return Array(repeating: row, count: count).joined(separator: ", ")
-    }
-
-    private static func setOrderStatus(_ s: any SQLStatements, saga: Saga, to status: OrderStatus, at now: Date) throws {
-        guard let orderId = saga.orderId else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update") }
-        try s.run("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'PENDING'", [status.rawValue, now, orderId])
     }
 
     public func saga(id: UUID) async throws -> Saga? {

@@ -20,9 +20,29 @@ public protocol SQLStatements {
     func run(_ sql: String, _ arguments: [SQLValue]) throws -> SQLChanges
     /// A statement that returns rows.
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
+    /// Statements that return no rows, run in order — sent together where the engine can (MariaDB: one round
+    /// trip). The first that fails throws (a unique-key violation as `SQLUniqueViolation`); those after it
+    /// did not run. One result per statement.
+    func runBatch(_ statements: [SQLStatement]) throws -> [SQLChanges]
+}
+
+/// One statement of a batch.
+public struct SQLStatement {
+    public var sql: String
+    public var arguments: [SQLValue]
+
+    public init(_ sql: String, _ arguments: [any SQLBindable] = []) {
+        self.sql = sql
+        self.arguments = arguments.map(\.sqlValue)
+    }
 }
 
 extension SQLStatements {
+    /// One after the other (an engine in-process has no round trips to save).
+    public func runBatch(_ statements: [SQLStatement]) throws -> [SQLChanges] {
+        try statements.map { try run($0.sql, $0.arguments) }
+    }
+
     @discardableResult
     public func run(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLChanges {
         try run(sql, arguments.map(\.sqlValue))

@@ -242,6 +242,65 @@ struct MariaDBConnectionTests {
         await connection.close()
     }
 
+    /// `batch`: several statements in one round trip, answered in order; parameters become literals that say
+    /// exactly what was bound (quotes, backslashes, a `?` and SQL inside strings, bytes, NULL); a failing
+    /// statement stops the batch and throws, and the connection stays usable.
+    @Test func batchesRunInOneRoundTripAndStopAtTheFirstFailure() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        _ = try await connection.withSession {
+            try $0.execute("CREATE TABLE b (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT, raw VARBINARY(16), n BIGINT UNIQUE) ENGINE=InnoDB")
+        }
+        let hostile = "O'Brien \"q\" \\ ?; DROP TABLE b; -- 🛒 ''"
+        let questionsBefore = Int(try await connection.query("SHOW SESSION STATUS LIKE 'Questions'").rows[0].decode("Value", as: String.self)) ?? 0
+        let results = try await connection.withSession { s in
+            try s.batch([
+                ("INSERT INTO b (name, raw, n) VALUES (?, ?, ?)", [.string(hostile), .bytes([0, 0x27, 0x5C, 0xFF]), .int(1)]),
+                ("INSERT INTO b (name, raw, n) VALUES ('literal ? not a placeholder', ?, ?)", [.null, .int(-2)]),
+                ("UPDATE b SET name = CONCAT(name, ?) WHERE n IN (?, ?)", [.string("!"), .int(1), .int(-2)]),
+            ])
+        }
+        let questionsAfter = Int(try await connection.query("SHOW SESSION STATUS LIKE 'Questions'").rows[0].decode("Value", as: String.self)) ?? 0
+        #expect(results.map(\.affectedRows) == [1, 1, 2])
+        #expect(results.map(\.lastInsertID).prefix(2) == [1, 2])
+        #expect(questionsAfter - questionsBefore == 4, "each statement ran once (and the SHOW)")
+        let rows = try await connection.query("SELECT name, raw, n FROM b ORDER BY id").rows
+        #expect(try rows.map { try $0.decode("name", as: String.self) } == [hostile + "!", "literal ? not a placeholder!"])
+        #expect(rows[0]["raw"] == .bytes([0, 0x27, 0x5C, 0xFF]) && rows[1]["raw"] == .null)
+
+        // The second statement breaks the unique key: the third never runs; the connection answers after.
+        await #expect(throws: MariaDBError.self) {
+            try await connection.withSession { s in
+                try s.batch([
+                    ("INSERT INTO b (name, n) VALUES (?, ?)", [.string("third"), .int(3)]),
+                    ("INSERT INTO b (name, n) VALUES (?, ?)", [.string("dup"), .int(1)]),
+                    ("INSERT INTO b (name, n) VALUES (?, ?)", [.string("never"), .int(4)]),
+                ])
+            }
+        }
+        #expect(try await connection.query("SELECT n FROM b ORDER BY n").rows.map { try $0.decode("n", as: Int.self) } == [-2, 1, 3])
+        // A placeholder count that does not match is refused before anything is sent.
+        await #expect(throws: MariaDBError.self) {
+            try await connection.withSession { s in try s.batch([("INSERT INTO b (n) VALUES (?)", []), ("DELETE FROM b", [])]) }
+        }
+        #expect(try await connection.query("SELECT COUNT(*) AS c FROM b").rows[0].decode("c", as: Int.self) == 3)
+
+        // In a transaction, START goes with the first batch; a failure rolls the whole transaction back.
+        await #expect(throws: MariaDBError.self) {
+            try await connection.transaction { s in
+                _ = try s.batch([("INSERT INTO b (n) VALUES (?)", [.int(10)]), ("INSERT INTO b (n) VALUES (?)", [.int(11)])])
+                _ = try s.batch([("INSERT INTO b (n) VALUES (?)", [.int(12)]), ("INSERT INTO b (n) VALUES (?)", [.int(1)])])
+            }
+        }
+        #expect(try await connection.query("SELECT COUNT(*) AS c FROM b").rows[0].decode("c", as: Int.self) == 3)
+        let committed = try await connection.transaction { s in
+            try s.batch([("INSERT INTO b (n) VALUES (?)", [.int(20)]), ("INSERT INTO b (n) VALUES (?)", [.int(21)])]).count
+        }
+        #expect(committed == 2)
+        #expect(try await connection.query("SELECT COUNT(*) AS c FROM b").rows[0].decode("c", as: Int.self) == 5)
+        await connection.close()
+    }
+
     /// A connection killed on the server reports `.connectionLost` and is marked broken.
     @Test func aKilledConnectionIsBroken() async throws {
         guard let config = TestServers.primary else { return }
