@@ -131,16 +131,12 @@ enum MariaDBSchema {
         ]),
         // Issue 12: recovery's claim scanned `sagas_lease` over every saga whose lease had passed — all the
         // finished ones, so each round read the whole history and, a locking read in REPEATABLE READ, held
-        // it while purchases stepped. `open_lease` is `lease_until` while a saga is unfinished and NULL once it
-        // is finished, so its index holds only the sagas recovery, the console and the admin list look for
-        // (SQLite has a partial index for the same). Idempotent: re-run whole.
-        ("005_saga_open_lease", [
-            """
-            ALTER TABLE sagas ADD COLUMN IF NOT EXISTS open_lease BIGINT
-                AS (IF(state IN ('CONFIRMED', 'COMPENSATED', 'FAILED'), NULL, lease_until)) PERSISTENT
-            """,
-            "CREATE INDEX IF NOT EXISTS sagas_open ON sagas (open_lease)",
-            "DROP INDEX IF EXISTS sagas_lease ON sagas",
+        // it while purchases stepped. Unfinished sagas are found by state now: `state IN (unfinished states)
+        // AND lease_until < now` is one short range per state (SQLite has a partial index for the same). An
+        // index is added online (no table rebuild). `sagas_lease` stays while servers from before this version
+        // may run (their claim uses it); a later migration drops it.
+        ("005_sagas_by_state", [
+            "CREATE INDEX IF NOT EXISTS sagas_by_state ON sagas (state, lease_until)",
         ]),
     ]
 

@@ -13,26 +13,20 @@ public struct SQLDialect: Sendable {
     /// The database server's current time in UTC milliseconds since 1970 (leases are judged by it, so the app
     /// servers' clocks never decide who owns a saga).
     public var nowMillis: String
-    /// The indexed column holding an unfinished saga's `lease_until` and NULL once the saga is finished
-    /// (MariaDB: a generated column, as it has no partial indexes); nil where a partial index on `lease_until`
-    /// serves the plain "unfinished" predicate (SQLite).
-    public var openLease: String?
 
-    public init(insertIgnore: String, forUpdate: String, forUpdateSkipLocked: String, maxParameters: Int, nowMillis: String,
-                openLease: String? = nil) {
+    public init(insertIgnore: String, forUpdate: String, forUpdateSkipLocked: String, maxParameters: Int, nowMillis: String) {
         self.insertIgnore = insertIgnore
         self.forUpdate = forUpdate
         self.forUpdateSkipLocked = forUpdateSkipLocked
         self.maxParameters = maxParameters
         self.nowMillis = nowMillis
-        self.openLease = openLease
     }
 
     public static let sqlite = SQLDialect(insertIgnore: "INSERT OR IGNORE", forUpdate: "", forUpdateSkipLocked: "", maxParameters: 32_766,
                                           nowMillis: "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)")
     public static let mariaDB = SQLDialect(insertIgnore: "INSERT IGNORE", forUpdate: " FOR UPDATE",
                                            forUpdateSkipLocked: " FOR UPDATE SKIP LOCKED", maxParameters: 65_535,
-                                           nowMillis: "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)", openLease: "open_lease")
+                                           nowMillis: "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)")
 
     /// `?, ?, ?` for an IN list.
     public static func placeholders(_ count: Int) -> String {

@@ -199,7 +199,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         let sagaUpdate = batch.count
         batch.append(SQLStatement(
             """
-            UPDATE sagas SET state = ?, order_id = ?, payment_ref = ?, lease_until = \(leaseEnd), event_seq = ?,
+            UPDATE sagas SET state = ?, order_id = COALESCE(?, order_id), payment_ref = COALESCE(?, payment_ref),
+                lease_until = \(leaseEnd), event_seq = ?,
                 failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
             WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
             """,
@@ -227,17 +228,26 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
         }
         // The product row last: a hot product's row lock is held from this statement to the commit only.
         let taken = -work.stockDelta
+        var product: SQLStatement?
         if work.stockDelta < 0 {
-            batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
-                                      [taken, now, saga.productId, taken]))
+            product = SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
+                                   [taken, now, saga.productId, taken])
         } else if work.stockDelta > 0 {
-            batch.append(SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
-                                      [work.stockDelta, now, saga.productId]))
+            product = SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                                   [work.stockDelta, now, saga.productId])
         }
+        // A saga row not locked yet may have moved: its guard is checked before the product row is touched (a step
+        // that loses would otherwise hold a hot product's lock until its rollback).
+        if unread, product != nil {
+            let results = try s.runBatch(batch)
+            guard results[sagaUpdate].rows == 1 else { throw SagaMoved() }
+            batch = []
+        }
+        if let product { batch.append(product) }
         let results = try s.runBatch(batch)
         // A guard or a refusal that matched nothing: the caller's transaction is rolled back, so what the batch
         // wrote after it is undone with it.
-        guard results[sagaUpdate].rows == 1 else {
+        if !(unread && product != nil), results[sagaUpdate].rows != 1 {
             if unread { throw SagaMoved() }
             throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
         }
@@ -311,19 +321,28 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     /// The unfinished sagas whose lease has passed, by the database's clock, oldest lease first (one parameter:
-    /// the limit). It reads only unfinished sagas' index entries: the finished history is not in that index.
+    /// the limit). It reads only unfinished sagas' index entries: the finished history is not walked.
     public static func claimQuery(_ dialect: SQLDialect) -> String {
-        let (lease, unfinished) = unfinishedLease(dialect)
-        return """
-            SELECT id FROM sagas WHERE \(unfinished) AND \(lease) < \(dialect.nowMillis) AND needs_attention = 0
-            ORDER BY \(lease) LIMIT ?
-            """
+        """
+        SELECT id FROM sagas WHERE \(unfinished(dialect)) AND lease_until < \(dialect.nowMillis) AND needs_attention = 0
+        ORDER BY lease_until LIMIT ?
+        """
     }
 
-    /// The column ordering unfinished sagas by lease, and the predicate that selects them through its index.
-    static func unfinishedLease(_ dialect: SQLDialect) -> (column: String, predicate: String) {
-        if let column = dialect.openLease { return (column, "\(column) IS NOT NULL") }
-        return ("lease_until", "state NOT IN (\(terminalList))")
+    /// How many sagas are unfinished (the console's "in flight").
+    public static func countUnfinishedQuery(_ dialect: SQLDialect) -> String {
+        "SELECT COUNT(*) AS n FROM sagas WHERE \(unfinished(dialect))"
+    }
+
+    /// Unfinished sagas, oldest first (one parameter: the limit).
+    public static func unfinishedQuery(_ dialect: SQLDialect, needingAttention: Bool) -> String {
+        "SELECT * FROM sagas WHERE \(unfinished(dialect))\(needingAttention ? " AND needs_attention = 1" : "") ORDER BY created_at, id LIMIT ?"
+    }
+
+    /// The predicate that finds unfinished sagas through an index: SQLite's partial index has exactly this
+    /// WHERE; on MariaDB's `(state, lease_until)` it is a few short ranges between the finished states.
+    static func unfinished(_ dialect: SQLDialect) -> String {
+        "state NOT IN (\(terminalList))"
     }
 
     public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
@@ -348,9 +367,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func countUnfinished() async throws -> Int {
-        let unfinished = Self.unfinishedLease(database.dialect).predicate
+        let query = Self.countUnfinishedQuery(database.dialect)
         return try await database.read(.primary) { s in
-            Int(try s.row("SELECT COUNT(*) AS n FROM sagas WHERE \(unfinished)")?.int("n") ?? 0)
+            Int(try s.row(query)?.int("n") ?? 0)
         }
     }
 
@@ -378,15 +397,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
-        let unfinished = Self.unfinishedLease(database.dialect).predicate
-        return try await database.read(.primary) { s in
-            try s.rows(
-                """
-                SELECT * FROM sagas WHERE \(unfinished)\(needingAttention ? " AND needs_attention = 1" : "")
-                ORDER BY created_at, id LIMIT ?
-                """,
-                [limit]).map(Self.saga)
-        }
+        let query = Self.unfinishedQuery(database.dialect, needingAttention: needingAttention)
+        return try await database.read(.primary) { s in try s.rows(query, [limit]).map(Self.saga) }
     }
 
     /// An operator may act on a saga that needs attention or whose owner went silent (or any, when forced).

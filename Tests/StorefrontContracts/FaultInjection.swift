@@ -76,6 +76,17 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
         return result
     }
 
+    /// The same fault points on the path that guards with the caller's copy (the orchestrator's).
+    public func apply(_ chain: [SagaTransition], to expected: Saga, lease: Duration, now: Date) async throws -> TransitionResult {
+        try crashed.check(expected.id)
+        for t in chain where Self.hasBeforePoint(t) { try await crashed.at(.before(t.step), saga: expected.id, faults) }
+        let result = try await inner.apply(chain, to: expected, lease: lease, now: now)
+        if case .applied = result {
+            for t in chain { try await crashed.at(.after(t.step), saga: expected.id, faults) }
+        }
+        return result
+    }
+
     public func saga(id: UUID) async throws -> Saga? {
         try crashed.check(id)
         return try await inner.saga(id: id)
