@@ -27,7 +27,9 @@ extension LoadDrills {
                 kill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
                 kill.arguments = ["-9", "-f", "TCP-LISTEN:\(proxyPort),"]
                 try kill.run()
-                try await Task.sleep(for: .milliseconds(300))  // (not waitUntilExit: it spins on Linux in a task)
+                // pkill done (polled: waitUntilExit spins on Linux in a task), then the kernel's resets delivered.
+                for _ in 0..<100 where kill.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+                try await Task.sleep(for: .milliseconds(300))
             }
             try await Task.sleep(for: .milliseconds(300))
             let viaProxy = primaryURL.replacingOccurrences(of: ":\(primary.port)/", with: ":\(proxyPort)/")
