@@ -324,26 +324,22 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     /// the limit). It reads only unfinished sagas' index entries: the finished history is not walked.
     public static func claimQuery(_ dialect: SQLDialect) -> String {
         """
-        SELECT id FROM sagas WHERE \(unfinished(dialect)) AND lease_until < \(dialect.nowMillis) AND needs_attention = 0
+        SELECT id FROM sagas WHERE \(unfinished) AND lease_until < \(dialect.nowMillis) AND needs_attention = 0
         ORDER BY lease_until LIMIT ?
         """
     }
 
     /// How many sagas are unfinished (the console's "in flight").
-    public static func countUnfinishedQuery(_ dialect: SQLDialect) -> String {
-        "SELECT COUNT(*) AS n FROM sagas WHERE \(unfinished(dialect))"
-    }
+    public static let countUnfinishedQuery = "SELECT COUNT(*) AS n FROM sagas WHERE \(unfinished)"
 
     /// Unfinished sagas, oldest first (one parameter: the limit).
-    public static func unfinishedQuery(_ dialect: SQLDialect, needingAttention: Bool) -> String {
-        "SELECT * FROM sagas WHERE \(unfinished(dialect))\(needingAttention ? " AND needs_attention = 1" : "") ORDER BY created_at, id LIMIT ?"
+    public static func unfinishedQuery(needingAttention: Bool) -> String {
+        "SELECT * FROM sagas WHERE \(unfinished)\(needingAttention ? " AND needs_attention = 1" : "") ORDER BY created_at, id LIMIT ?"
     }
 
     /// The predicate that finds unfinished sagas through an index: SQLite's partial index has exactly this
     /// WHERE; on MariaDB's `(state, lease_until)` it is a few short ranges between the finished states.
-    static func unfinished(_ dialect: SQLDialect) -> String {
-        "state NOT IN (\(terminalList))"
-    }
+    static let unfinished = "state NOT IN (\(terminalList))"
 
     public func renewLeases(_ held: [UUID: Int], owner: String, lease: Duration) async throws -> Set<UUID> {
         guard !held.isEmpty else { return [] }
@@ -367,7 +363,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func countUnfinished() async throws -> Int {
-        let query = Self.countUnfinishedQuery(database.dialect)
+        let query = Self.countUnfinishedQuery
         return try await database.read(.primary) { s in
             Int(try s.row(query)?.int("n") ?? 0)
         }
@@ -397,7 +393,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
     }
 
     public func unfinished(needingAttention: Bool, limit: Int) async throws -> [Saga] {
-        let query = Self.unfinishedQuery(database.dialect, needingAttention: needingAttention)
+        let query = Self.unfinishedQuery(needingAttention: needingAttention)
         return try await database.read(.primary) { s in try s.rows(query, [limit]).map(Self.saga) }
     }
 

@@ -192,8 +192,8 @@ struct MariaDBContractTests {
             }
         }
         for (what, sql) in [("the claim", SQLSagaStore.claimQuery(.mariaDB) + " FOR UPDATE SKIP LOCKED"),
-                            ("the count", SQLSagaStore.countUnfinishedQuery(.mariaDB)),
-                            ("the list", SQLSagaStore.unfinishedQuery(.mariaDB, needingAttention: false))] {
+                            ("the count", SQLSagaStore.countUnfinishedQuery),
+                            ("the list", SQLSagaStore.unfinishedQuery(needingAttention: false))] {
             let read = try await rowsRead(sql)
             #expect(read <= 30, "\(what) read \(read) rows for 3 unfinished sagas among 3,003")
         }
