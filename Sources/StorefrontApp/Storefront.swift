@@ -28,6 +28,8 @@ public struct Storefront: Sendable {
     public let gateway: SimulatedPaymentGateway
     /// The Redis client when `STOREFRONT_REDIS_URL` is set.
     public let redis: RedisClient?
+    /// Each server's copy of cached products, with the channel its invalidations travel on (Redis engine only).
+    public let nearCache: (cache: NearProductCache, channel: RedisShardChannel)?
     public let logger: Logger
 
     /// Builds every part for `config` (opening the database and applying migrations). `decorators` and
@@ -51,7 +53,16 @@ public struct Storefront: Sendable {
         var health: [any HealthCheckable] = database.health
         if let redisConfig = try config.redis.clientConfiguration(clientName: "storefront-\(config.instanceID)") {
             let client = try RedisClient(configuration: redisConfig, logger: logger)
-            cache = RedisProductCache(redis: client, keys: config.redis.keys)
+            let shared = RedisProductCache(redis: client, keys: config.redis.keys)
+            if let settings = config.redis.nearCache {
+                let channel = RedisShardChannel(client: client, name: config.redis.keys.invalidations, logger: logger)
+                let near = NearProductCache(shared: shared, broadcast: RedisInvalidationBroadcast(channel: channel), settings: settings)
+                nearCache = (near, channel)
+                cache = near
+            } else {
+                nearCache = nil
+                cache = shared
+            }
             counter = decorators.counter(RedisStockCounter(redis: client, keys: config.redis.keys))
             lock = RedisProductLock(redis: client, keys: config.redis.keys)
             health.append(RedisHealth(redis: client))
@@ -61,6 +72,7 @@ public struct Storefront: Sendable {
             counter = decorators.counter(InProcessStockCounter())
             lock = InProcessProductLock()
             redis = nil
+            nearCache = nil
         }
         orchestrator = SagaOrchestrator(store: sagas, gateway: decorators.payments(gateway), owner: config.instanceID,
                                         settings: config.sagaSettings, clock: clock, logger: logger)
@@ -120,6 +132,9 @@ public struct Storefront: Sendable {
                 return checkInterval
             })
         }
+        if let (near, channel) = nearCache {
+            app.addServices(NearCacheSubscription(cache: near, channel: channel, logger: logger))
+        }
         let recoveryInterval = Duration.seconds(config.recoveryIntervalSeconds)
         let renewInterval = config.sagaSettings.leaseDuration / 3
         let reconcileInterval = Duration.seconds(config.stockReconcileSeconds)
@@ -175,4 +190,18 @@ public enum StorefrontMetrics {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         return registry
     }()
+}
+
+/// Keeps the near cache subscribed to the invalidation channel until graceful shutdown.
+struct NearCacheSubscription: Service, CustomStringConvertible {
+    let cache: NearProductCache
+    let channel: RedisShardChannel
+    let logger: Logger
+    var description: String { "near cache invalidations" }
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { [cache, channel, logger] in
+            await cache.follow(channel, logger: logger)
+        }
+    }
 }

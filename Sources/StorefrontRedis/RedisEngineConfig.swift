@@ -9,6 +9,9 @@ public struct RedisEngineConfig: Sendable, Equatable {
     public var tlsCAFile: String?
     /// Every key this deployment writes starts with it.
     public var keys = try! RedisKeys()
+    /// Life of a near-cache copy of a product in each app server (0 = no near cache).
+    public var nearCacheMilliseconds = 5000
+    public var nearCacheEntries = 10_000
 
     public init() {}
 
@@ -22,7 +25,16 @@ public struct RedisEngineConfig: Sendable, Equatable {
                       "prefix of every Redis key, so deployments sharing one Redis never read each other's (default storefront:; none = no prefix)") { settings, value in
                 do { settings.keys = try RedisKeys(prefix: value == "none" ? "" : value) } catch { throw ConfigError("STOREFRONT_REDIS_KEY_PREFIX: \(error)") }
             },
+            .int("STOREFRONT_REDIS_NEAR_CACHE_MS",
+                 "life of each app server's in-memory copy of a cached product, dropped at once by the invalidations every server broadcasts (sharded Pub/Sub, Redis ≥ 7); 0 = no near cache (default 5000)",
+                 0...300_000, \.nearCacheMilliseconds),
+            .int("STOREFRONT_REDIS_NEAR_CACHE_ENTRIES", "most products in the near cache (default 10000)", 1...10_000_000, \.nearCacheEntries),
         ]
+    }
+
+    /// The near cache's settings, or nil when it is off.
+    public var nearCache: NearProductCache.Settings? {
+        nearCacheMilliseconds > 0 ? .init(ttl: .milliseconds(nearCacheMilliseconds), capacity: nearCacheEntries) : nil
     }
 
     /// The client configuration for `url` (nil without one).

@@ -14,6 +14,8 @@ public struct RedisKeys: Sendable, Equatable {
     public func details(_ id: Int64) -> String { "\(prefix)product:{\(id)}:details" }
     public func stock(_ id: Int64) -> String { "\(prefix)product:{\(id)}:stock" }
     public func lock(_ id: Int64) -> String { "\(prefix)lock:product:{\(id)}" }
+    /// The sharded Pub/Sub channel of product cache invalidations (a product id per message).
+    public var invalidations: String { "\(prefix)products:invalidated" }
 }
 
 public struct RedisKeysError: Error, CustomStringConvertible {

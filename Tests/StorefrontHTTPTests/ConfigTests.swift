@@ -14,7 +14,8 @@ struct ConfigTests {
         "STOREFRONT_DATABASE_POOL_SIZE": "20", "STOREFRONT_DATABASE_REPLICA_MAX_LAG_SECONDS": "7", "STOREFRONT_DATABASE_CHECK_SECONDS": "3",
         "STOREFRONT_DATABASE_AUTO_PROMOTE_SECONDS": "4", "STOREFRONT_DATABASE_ADMIN_USER": "ops", "STOREFRONT_DATABASE_ADMIN_PASSWORD": "opspw",
         "STOREFRONT_REDIS_URL": "redis+cluster://r1:7000", "STOREFRONT_REDIS_CONNECTIONS": "8", "STOREFRONT_REDIS_TIMEOUT_MS": "500",
-        "STOREFRONT_REDIS_TLS_CA_FILE": "/etc/ca.pem", "STOREFRONT_REDIS_KEY_PREFIX": "shop:", "STOREFRONT_KAFKA_BROKERS": "k1:9092,k2:9092", "STOREFRONT_INSTANCE_ID": "app-9",
+        "STOREFRONT_REDIS_TLS_CA_FILE": "/etc/ca.pem", "STOREFRONT_REDIS_KEY_PREFIX": "shop:",
+        "STOREFRONT_REDIS_NEAR_CACHE_MS": "750", "STOREFRONT_REDIS_NEAR_CACHE_ENTRIES": "99", "STOREFRONT_KAFKA_BROKERS": "k1:9092,k2:9092", "STOREFRONT_INSTANCE_ID": "app-9",
         "STOREFRONT_ADMIN_TOKEN": "secret", "STOREFRONT_PURCHASE_MODE": "ATOMIC", "STOREFRONT_MAX_QTY": "5", "STOREFRONT_MAX_BODY_BYTES": "4096",
         "STOREFRONT_CACHE_TTL_SECONDS": "60", "STOREFRONT_CACHE_NEGATIVE_TTL_SECONDS": "1", "STOREFRONT_LOCK_TTL_MS": "1000", "STOREFRONT_SQLITE_MAX_BATCH": "8",
         "STOREFRONT_LOCK_WAIT_MS": "10", "STOREFRONT_SAGA_LEASE_SECONDS": "10", "STOREFRONT_RECOVERY_INTERVAL_SECONDS": "2",
@@ -42,6 +43,9 @@ struct ConfigTests {
         #expect(c.paymentHangRate == 0.05 && c.sagaSettings.providerTimeout == .milliseconds(1500) && c.sagaSettings.deadline == .seconds(45))
         #expect(c.sagaSettings.maxRecoveryAttempts == 4 && c.sagaSettings.recoveryBackoff == .seconds(2))
         #expect(c.mariadb.settings.autoPromoteAfter == .seconds(4) && c.mariadb.settings.admin?.user == "ops")
+        #expect(c.redis.nearCache == .init(ttl: .milliseconds(750), capacity: 99) && c.redis.keys.invalidations == "shop:products:invalidated")
+        #expect(try StorefrontConfig(values: ["STOREFRONT_REDIS_NEAR_CACHE_MS": "0"]).redis.nearCache == nil, "0 turns it off")
+        #expect(StorefrontConfig(instanceID: "x").redis.nearCache == .init(ttl: .seconds(5), capacity: 10_000), "on by default")
     }
 
     @Test func emptyValuesKeepDefaults() throws {

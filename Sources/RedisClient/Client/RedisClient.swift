@@ -76,6 +76,19 @@ public final class RedisClient: Sendable {
         return try reply.throwingServerError()
     }
 
+    /// The node that serves `key`: the only node (standalone) or the master of its slot (cluster, discovering
+    /// the slot map first if it is not known).
+    public func endpoint(forKey key: String) async throws -> RedisEndpoint {
+        switch backend {
+        case .standalone(let node): return node.endpoint
+        case .cluster(let cluster):
+            if let endpoint = cluster.master(for: key) { return endpoint }
+            try await cluster.discover()
+            guard let endpoint = cluster.master(for: key) else { throw RedisClientError.connectionUnavailable("no master for key \(key)") }
+            return endpoint
+        }
+    }
+
     /// `PING` → `PONG` (in cluster mode: one master).
     public func ping() async throws {
         let reply = try await send(["PING"])

@@ -78,10 +78,16 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     private var failure: (any Error)?
     private var flushScheduled = false
     let health: ConnectionHealth
+    /// Receives out-of-band pushes (Pub/Sub messages), on the event loop.
+    let onPush: (@Sendable (RESPValue) -> Void)?
 
-    init(health: ConnectionHealth) {
+    init(health: ConnectionHealth, onPush: (@Sendable (RESPValue) -> Void)? = nil) {
         self.health = health
+        self.onPush = onPush
     }
+
+    /// RESP3 answers (S|P)SUBSCRIBE with a push per channel: that push is the command's reply.
+    private static let subscribeConfirmations: Set<String> = ["subscribe", "ssubscribe", "psubscribe"]
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let outbound = unwrapOutboundIn(data)
@@ -107,7 +113,13 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)
-        if case .push = value { return }  // out-of-band (RESP3 push), not a reply
+        if case .push(let items) = value {
+            let kind = items.first?.string?.lowercased()
+            if !(kind.map(Self.subscribeConfirmations.contains) ?? false) || pending.isEmpty {
+                onPush?(value)  // out-of-band (RESP3 push), not a reply
+                return
+            }
+        }
         guard let batch = pending.first else {
             failAll(context: context, RedisClientError.protocolError("reply without a command"))
             return

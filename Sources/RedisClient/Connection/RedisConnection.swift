@@ -22,9 +22,12 @@ public final class RedisConnection: Sendable {
     }
 
     /// Connects, negotiates RESP3 (falling back to RESP2), authenticates and selects the database.
+    /// `onPush` receives out-of-band pushes (RESP3 Pub/Sub messages) on the connection's event loop: it must
+    /// not block.
     public static func connect(
         to endpoint: RedisEndpoint, configuration: RedisConfiguration,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onPush: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
         var sslContext: NIOSSLContext?
         if configuration.tls {
@@ -46,7 +49,7 @@ public final class RedisConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(RedisCommandHandler(health: health))
+                    try channel.pipeline.syncOperations.addHandler(RedisCommandHandler(health: health, onPush: onPush))
                 }
             }
         let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
@@ -123,6 +126,11 @@ public final class RedisConnection: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+
+    /// Completes when the connection has closed, for whatever reason.
+    public func closed() async {
+        try? await channel.closeFuture.get()
     }
 }
 
