@@ -5,7 +5,7 @@ import StorefrontCore
 /// row, checks the expected state, performs the effects (the conditional reserve update of DESIGN §2 included),
 /// appends the timeline entries and writes the outbox events. A purchase that ends confirmed is two
 /// transactions here (open + reserve + order; payment recorded + confirm) and touches its product row once.
-public struct SQLSagaStore: SagaStore, OutboxStore {
+public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     let database: any SQLExecutor
     let topic: String
 
@@ -273,6 +273,14 @@ public struct SQLSagaStore: SagaStore, OutboxStore {
 
     public func saga(idempotencyKey: String) async throws -> Saga? {
         try await database.read(.primary) { s in try s.row("SELECT * FROM sagas WHERE idempotency_key = ?", [idempotencyKey]).map(Self.saga) }
+    }
+
+    public func purchaseLookup(productId: Int64, idempotencyKey: String?) async throws -> (product: Product?, existing: Saga?) {
+        try await database.read(.primary) { s in
+            let existing = try idempotencyKey.flatMap { key in try s.row("SELECT * FROM sagas WHERE idempotency_key = ?", [key]).map(Self.saga) }
+            // A known key is answered from its saga: the product is not needed then.
+            return (existing == nil ? try SQLProductStore.fetch(s, id: productId) : nil, existing)
+        }
     }
 
     public func steps(sagaId: UUID) async throws -> [SagaStep] {

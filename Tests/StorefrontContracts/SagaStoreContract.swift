@@ -27,6 +27,23 @@ public enum SagaStoreContract {
         try await guardedByWhatTheCallerHolds(products: products, sagas: sagas)
     }
 
+    /// `PurchaseLookup`: the product alone without a key or with an unknown one, the saga holding a known key
+    /// (without the product: the answer is the saga's), nothing for an unknown product.
+    public static func purchaseLookup(products: any ProductStore, sagas: any SagaStore & PurchaseLookup) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-lookup", stock: 3), now: now)
+        let plain = try await sagas.purchaseLookup(productId: p.id, idempotencyKey: nil)
+        #expect(plain.product?.id == p.id && plain.product?.priceMinor == p.priceMinor && plain.existing == nil)
+        let unknownKey = try await sagas.purchaseLookup(productId: p.id, idempotencyKey: "lookup-new")
+        #expect(unknownKey.product?.id == p.id && unknownKey.existing == nil)
+        guard case .created(let s) = try await sagas.begin(newSaga(p.id, qty: 1, key: "lookup-known"), now: now) else { Issue.record("begin"); return }
+        let known = try await sagas.purchaseLookup(productId: p.id, idempotencyKey: "lookup-known")
+        #expect(known.existing?.id == s.id && known.existing?.idempotencyKey == "lookup-known" && known.product == nil)
+        // the key is found whatever product the request names (the caller refuses a reused key)
+        #expect(try await sagas.purchaseLookup(productId: p.id + 1000, idempotencyKey: "lookup-known").existing?.id == s.id)
+        let missing = try await sagas.purchaseLookup(productId: p.id + 1000, idempotencyKey: "lookup-other")
+        #expect(missing.product == nil && missing.existing == nil)
+    }
+
     /// `apply(_:to:)`, where a store may guard with the caller's copy of the saga instead of reading it: the same
     /// answers as `apply` whether the copy is current, outdated, fenced, or the effect is refused.
     static func guardedByWhatTheCallerHolds(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {

@@ -45,6 +45,12 @@ struct MariaDBContractTests {
         await db.close()
     }
 
+    @Test func purchaseLookupContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await SagaStoreContract.purchaseLookup(products: db.products, sagas: db.sagas())
+        await db.close()
+    }
+
     @Test func paymentLedgerContract() async throws {
         guard let db = try await freshMariaDB() else { return }
         try await PaymentLedgerContract.run(db.payments)

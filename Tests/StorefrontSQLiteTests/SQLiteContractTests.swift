@@ -23,6 +23,11 @@ struct SQLiteContractTests {
         try await SagaStoreContract.run(products: db.products, sagas: db.sagas())
     }
 
+    @Test func purchaseLookupContract() async throws {
+        let db = try temporarySQLite()
+        try await SagaStoreContract.purchaseLookup(products: db.products, sagas: db.sagas())
+    }
+
     @Test func paymentLedgerContract() async throws {
         try await PaymentLedgerContract.run(try temporarySQLite().payments)
     }

@@ -70,6 +70,13 @@ extension SagaStore {
     }
 }
 
+/// What a purchase reads before it starts: the product as the primary has it (its price sets the order's
+/// amount) and the saga that already holds the request's Idempotency-Key, if any — from one database call
+/// where the store can (one trip to the database's thread and back instead of two, per purchase).
+public protocol PurchaseLookup: Sendable {
+    func purchaseLookup(productId: Int64, idempotencyKey: String?) async throws -> (product: Product?, existing: Saga?)
+}
+
 /// Reading and marking the transactional outbox (used by relays and `storefront events`).
 public protocol OutboxStore: Sendable {
     /// Unpublished records in id order.

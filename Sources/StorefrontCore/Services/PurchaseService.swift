@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import Metrics
 
-/// `POST /purchase`, top to bottom: validate → replay a known idempotency key → enter the stock guard (lock
-/// mode: the product's lock) → read the product → claim units (lock mode: check the counter; atomic mode:
+/// `POST /purchase`, top to bottom: validate → replay a known idempotency key and read the product (one
+/// database call where the store is a `PurchaseLookup`) → enter the stock guard (lock mode: the product's
+/// lock) → claim units (lock mode: check the counter; atomic mode:
 /// reserve them) → the orchestrator starts and drives the saga → settle the guard → leave it.
 /// Safety never depends on the guard: the database's conditional reserve is what prevents an oversell.
 public final class PurchaseService: Sendable {
@@ -115,14 +116,22 @@ public final class PurchaseService: Sendable {
     }
 
     private func purchaseOnce(_ request: PurchaseRequest) async throws -> PurchaseResult {
-        if let replayed = try await replayIfKnown(request) { return replayed }
+        var product: Product?
+        if let lookup = sagas as? any PurchaseLookup {
+            let found = try await lookup.purchaseLookup(productId: request.productId, idempotencyKey: request.idempotencyKey)
+            if let existing = found.existing { return try await replay(existing, for: request) }
+            guard let found = found.product else { throw StorefrontError.productNotFound(request.productId) }
+            product = found
+        } else if let replayed = try await replayIfKnown(request) {
+            return replayed
+        }
         guard let pass = try await stock.enter(productId: request.productId) else {
             // A concurrent request with the same key on another instance may hold the product: answer as it will.
             if let replayed = try await replayIfKnown(request) { return replayed }
             throw StorefrontError.productBusy(productId: request.productId, retryAfterSeconds: settings.retryAfterSeconds)
         }
         do {
-            let result = try await purchase(request, holding: pass)
+            let result = try await purchase(request, holding: pass, product: product)
             await stock.leave(pass)
             return result
         } catch {
@@ -131,8 +140,8 @@ public final class PurchaseService: Sendable {
         }
     }
 
-    private func purchase(_ request: PurchaseRequest, holding pass: StockPass) async throws -> PurchaseResult {
-        let order = try await saga(for: request)
+    private func purchase(_ request: PurchaseRequest, holding pass: StockPass, product: Product?) async throws -> PurchaseResult {
+        let order = try await saga(for: request, product: product)
         do {
             try await stock.claim(pass, qty: order.qty)
         } catch let error as StorefrontError {
@@ -170,11 +179,12 @@ public final class PurchaseService: Sendable {
         }
     }
 
-    /// Reads the product (primary: the price must be current) and sets the saga's terms.
-    private func saga(for request: PurchaseRequest) async throws -> SagaOrder {
-        guard let product = try await products.product(id: request.productId, consistency: .primary) else {
-            throw StorefrontError.productNotFound(request.productId)
-        }
+    /// Sets the saga's terms from the product as the primary has it (the price must be current): the one the
+    /// lookup read, else read now.
+    private func saga(for request: PurchaseRequest, product read: Product?) async throws -> SagaOrder {
+        var product = read
+        if product == nil { product = try await products.product(id: request.productId, consistency: .primary) }
+        guard let product else { throw StorefrontError.productNotFound(request.productId) }
         let (amount, overflow) = product.priceMinor.multipliedReportingOverflow(by: request.qty)
         guard !overflow else { throw StorefrontError.validation("qty × price is too large") }
         return SagaOrder(idempotencyKey: request.idempotencyKey, productId: product.id, qty: request.qty, amountMinor: amount,
