@@ -163,6 +163,33 @@ struct NearProductCacheTests {
         #expect(near.count == 0)
     }
 
+    /// A broadcast that hangs (its channel node paused) holds `invalidate` — and so a purchase, and in lock mode
+    /// its product's lock — for `publishWait` at most; the message still goes out when the node answers.
+    @Test func aHangingBroadcastHoldsInvalidateForPublishWaitAtMost() async throws {
+        let shared = InProcessProductCache()
+        let broadcasts = Broadcasts()
+        let near = NearProductCache(shared: shared, broadcast: broadcasts, settings: .init(ttl: .seconds(60), publishWait: .milliseconds(100)))
+        near.subscribed()
+        let node = FaultGate()
+        broadcasts.onPublish.withLock { $0 = { _ in await node.pass() } }
+        try await shared.put(Self.product(1, stock: 5), ttl: .seconds(60))
+        _ = try await near.get(id: 1)
+        // The node answers after 1.5 s (a waiting invalidate would end then, and fail the bound below).
+        let answers = Task {
+            try await Task.sleep(for: .milliseconds(1500))
+            node.open()
+        }
+        let started = ContinuousClock.now
+        try await near.invalidate(id: 1)
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(100) && waited < .seconds(1), "waited \(waited)")
+        #expect(try await shared.get(id: 1) == .miss && near.count == 0, "the delete and the local drop did not wait")
+        #expect(broadcasts.sent.withLock { $0 }.isEmpty)
+        try await answers.value
+        for _ in 0..<200 where broadcasts.sent.withLock({ $0 }).isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(broadcasts.sent.withLock { $0 } == [1], "the broadcast went out once the node answered")
+    }
+
     @Test func copiesExpireAndStayBounded() async throws {
         let shared = InProcessProductCache()
         let near = NearProductCache(shared: shared, broadcast: Broadcasts(), settings: .init(ttl: .milliseconds(30), capacity: 50))

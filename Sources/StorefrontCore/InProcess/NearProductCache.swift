@@ -24,9 +24,14 @@ public final class NearProductCache: ProductCache {
         /// Longest life of a copy; zero disables the near cache.
         public var ttl: Duration
         public var capacity: Int
-        public init(ttl: Duration = .seconds(5), capacity: Int = 10_000) {
+        /// How long `invalidate` waits for its broadcast: a slow or paused channel node must not hold a purchase
+        /// (or its product's lock) for the command timeout. A broadcast still pending then goes on by itself;
+        /// until it lands, other servers' copies live at most `ttl`.
+        public var publishWait: Duration
+        public init(ttl: Duration = .seconds(5), capacity: Int = 10_000, publishWait: Duration = .milliseconds(250)) {
             self.ttl = ttl
             self.capacity = max(capacity, 1)
+            self.publishWait = publishWait
         }
     }
 
@@ -64,6 +69,7 @@ public final class NearProductCache: ProductCache {
     private let bypasses = Counter(label: "storefront_near_cache_total", dimensions: [("result", "bypass")])
     private let received = Counter(label: "storefront_near_cache_invalidations_total")
     private let liveGauge = Gauge(label: "storefront_near_cache_live")
+    private let slowPublishes = Counter(label: "storefront_near_cache_slow_publishes_total")
 
     public init(shared: any ProductCache, broadcast: any InvalidationBroadcast, settings: Settings = .init()) {
         self.shared = shared
@@ -127,12 +133,53 @@ public final class NearProductCache: ProductCache {
 
     /// Deletes the shared entry, drops the local copy, then tells every server. The delete comes first: a server
     /// that dropped its copy and looked again before the delete would keep the old value.
+    /// The broadcast is waited for at most `settings.publishWait` (then it goes on in the background, counted
+    /// in `storefront_near_cache_slow_publishes_total`); a broadcast that failed within it is reported.
     public func invalidate(id: Int64) async throws {
         var failure: (any Error)?
         do { try await shared.invalidate(id: id) } catch { failure = error }
         invalidated(id)
-        do { try await broadcast.publish(productId: id) } catch { failure = failure ?? error }
+        let broadcast = self.broadcast
+        let publishing = Task { try await broadcast.publish(productId: id) }
+        switch await Self.outcome(of: publishing, within: settings.publishWait) {
+        case .finished(.success): break
+        case .finished(.failure(let error)): failure = failure ?? error
+        case .late: slowPublishes.increment()
+        }
         if let failure { throw failure }
+    }
+
+    private enum Waited: Sendable {
+        case finished(Result<Void, any Error>)
+        case late
+    }
+
+    /// Whichever comes first: the task's end or the time limit.
+    private final class Race: Sendable {
+        private let waiting: Mutex<CheckedContinuation<Waited, Never>?>
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        init(_ continuation: CheckedContinuation<Waited, Never>) { waiting = Mutex(continuation) }
+        func answer(_ waited: Waited) {
+            waiting.withLock { c in defer { c = nil }; return c }?.resume(returning: waited)
+        }
+    }
+
+    /// The task's result if it ends within `limit`, else `.late` (the task is left running).
+    private static func outcome(of task: Task<Void, any Error>, within limit: Duration) async -> Waited {
+        await withCheckedContinuation { continuation in
+            let race = Race(continuation)
+            race.timer.withLock {
+                $0 = Task {
+                    try? await Task.sleep(for: limit)
+                    if !Task.isCancelled { race.answer(.late) }
+                }
+            }
+            Task {
+                let result = await task.result
+                race.answer(.finished(result))
+                race.timer.withLock { $0 }?.cancel()
+            }
+        }
     }
 
     // MARK: the subscription's events
