@@ -139,47 +139,17 @@ public final class NearProductCache: ProductCache {
         var failure: (any Error)?
         do { try await shared.invalidate(id: id) } catch { failure = error }
         invalidated(id)
+        // The publish runs in a task of its own: past the wait, the deadline gives up on it without cancelling it.
         let broadcast = self.broadcast
         let publishing = Task { try await broadcast.publish(productId: id) }
-        switch await Self.outcome(of: publishing, within: settings.publishWait) {
-        case .finished(.success): break
-        case .finished(.failure(let error)): failure = failure ?? error
-        case .late: slowPublishes.increment()
+        do {
+            try await withDeadline(settings.publishWait, what: "invalidation broadcast") { try await publishing.value }
+        } catch is ProviderTimeout {
+            slowPublishes.increment()
+        } catch {
+            failure = failure ?? error
         }
         if let failure { throw failure }
-    }
-
-    private enum Waited: Sendable {
-        case finished(Result<Void, any Error>)
-        case late
-    }
-
-    /// Whichever comes first: the task's end or the time limit.
-    private final class Race: Sendable {
-        private let waiting: Mutex<CheckedContinuation<Waited, Never>?>
-        let timer = Mutex<Task<Void, Never>?>(nil)
-        init(_ continuation: CheckedContinuation<Waited, Never>) { waiting = Mutex(continuation) }
-        func answer(_ waited: Waited) {
-            waiting.withLock { c in defer { c = nil }; return c }?.resume(returning: waited)
-        }
-    }
-
-    /// The task's result if it ends within `limit`, else `.late` (the task is left running).
-    private static func outcome(of task: Task<Void, any Error>, within limit: Duration) async -> Waited {
-        await withCheckedContinuation { continuation in
-            let race = Race(continuation)
-            race.timer.withLock {
-                $0 = Task {
-                    try? await Task.sleep(for: limit)
-                    if !Task.isCancelled { race.answer(.late) }
-                }
-            }
-            Task {
-                let result = await task.result
-                race.answer(.finished(result))
-                race.timer.withLock { $0 }?.cancel()
-            }
-        }
     }
 
     // MARK: the subscription's events
@@ -208,22 +178,18 @@ public final class NearProductCache: ProductCache {
     }
 
     /// The subscription is in place: from now on every invalidation arrives, so copies may be served.
-    public func subscribed() {
-        state.withLock { s in
-            s.epoch &+= 1
-            s.entries.removeAll()
-            s.live = true
-        }
-        liveGauge.record(1)
-    }
+    public func subscribed() { setLive(true) }
 
     /// The subscription was lost (messages may have been missed): drop every copy and serve none until subscribed.
-    public func unsubscribed() {
+    public func unsubscribed() { setLive(false) }
+
+    /// Either way every copy goes and lookups under way keep nothing (a new epoch).
+    private func setLive(_ live: Bool) {
         state.withLock { s in
             s.epoch &+= 1
             s.entries.removeAll()
-            s.live = false
+            s.live = live
         }
-        liveGauge.record(0)
+        liveGauge.record(live ? 1 : 0)
     }
 }

@@ -11,6 +11,8 @@ public final class PurchaseService: Sendable {
     public let settings: PurchaseSettings
     private let products: any ProductStore
     private let sagas: any SagaStore
+    /// The store's one-call lookup of the key and the product, when it has one (looked up once, not per purchase).
+    private let lookup: (any PurchaseLookup)?
     private let orchestrator: SagaOrchestrator
     private let stock: any StockGuard
     private let reconciler: StockReconciler?
@@ -32,6 +34,7 @@ public final class PurchaseService: Sendable {
     ) {
         self.products = products
         self.sagas = sagas
+        lookup = sagas as? any PurchaseLookup
         self.orchestrator = orchestrator
         self.stock = stock
         self.settings = settings
@@ -117,7 +120,7 @@ public final class PurchaseService: Sendable {
 
     private func purchaseOnce(_ request: PurchaseRequest) async throws -> PurchaseResult {
         var product: Product?
-        if let lookup = sagas as? any PurchaseLookup {
+        if let lookup {
             let found = try await lookup.purchaseLookup(productId: request.productId, idempotencyKey: request.idempotencyKey)
             if let existing = found.existing { return try await replay(existing, for: request) }
             guard let found = found.product else { throw StorefrontError.productNotFound(request.productId) }
