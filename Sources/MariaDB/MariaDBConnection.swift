@@ -16,6 +16,9 @@ public final class MariaDBConnection: @unchecked Sendable {
     /// A transaction was asked for and START TRANSACTION not sent yet: it goes with the first statement
     /// (`MariaDBSession.transaction`). Only touched on the executor while `busy` is held.
     var beginPending = false
+    /// Inside `MariaDBSession.transaction`; and whether its last batch carried the COMMIT (same rules).
+    var transactionOpen = false
+    var committedByBatch = false
     private let busy = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
     private let brokenFlag = Atomic<Bool>(false)
@@ -100,6 +103,8 @@ public final class MariaDBConnection: @unchecked Sendable {
         guard !closed.load(ordering: .relaxed) else { throw MariaDBError.misuse("connection is closed") }
         return try await executor.run {
             self.beginPending = false
+            self.transactionOpen = false
+            self.committedByBatch = false
             do {
                 return try body(MariaDBSession(connection: self))
             } catch let error as MariaDBError {

@@ -14,6 +14,7 @@ public struct MariaDBSession {
     }
 
     public func query(_ sql: String, _ parameters: [MariaDBValue]) throws -> MariaDBResult {
+        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
         try beginIfPending()
         let stmt = try connection.statement(sql)
         let expected = Int(mysql_stmt_param_count(stmt))
@@ -42,6 +43,7 @@ public struct MariaDBSession {
     /// NULL. (The connection accepts several `;`-separated statements, for `batch`; `execute` reads one result.)
     @discardableResult
     public func execute(_ sql: String) throws -> MariaDBResult {
+        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
         try beginIfPending()
         return try send(sql, statements: 1)[0]
     }
@@ -52,18 +54,58 @@ public struct MariaDBSession {
     /// NULL. The server stops at the first statement that fails: its error is thrown, and the ones after it
     /// did not run. A pending START TRANSACTION goes first in the same round trip.
     public func batch(_ statements: [(sql: String, parameters: [MariaDBValue])]) throws -> [MariaDBResult] {
+        try batch(statements, requiringOneRow: [], commit: false)
+    }
+
+    /// The transaction's last statements and its COMMIT, in one round trip: `batch`, where each statement whose
+    /// index is in `requiringOneRow` must match exactly one row (an UPDATE's rows matched: the connection uses
+    /// CLIENT_FOUND_ROWS) — the first that does not stops the batch with `MariaDBGuardFailed`, before the
+    /// statements after it and the COMMIT, and the transaction rolls back. Nothing may run after it in the
+    /// transaction's block (it throws `.misuse`). A row lock the batch takes is held for the rest of the batch
+    /// and the commit only — not for a round trip to the client and back.
+    public func batchAndCommit(_ statements: [(sql: String, parameters: [MariaDBValue])], requiringOneRow: Set<Int>) throws -> [MariaDBResult] {
+        guard connection.transactionOpen else { throw MariaDBError.misuse("batchAndCommit outside a transaction") }
+        do {
+            return try batch(statements, requiringOneRow: requiringOneRow, commit: true)
+        } catch let error as MariaDBError where error.code == Self.guardErrorCode && error.message.hasPrefix(Self.guardMessage) {
+            throw MariaDBGuardFailed(statement: Int(error.message.dropFirst(Self.guardMessage.count)) ?? -1)
+        }
+    }
+
+    /// SIGNAL's error (ER_SIGNAL_EXCEPTION) and the message that names a guard's statement.
+    static let guardErrorCode: UInt32 = 1644
+    static let guardMessage = "storefront guard failed: statement "
+
+    private func batch(_ statements: [(sql: String, parameters: [MariaDBValue])], requiringOneRow guarded: Set<Int>,
+                       commit: Bool) throws -> [MariaDBResult] {
         guard !statements.isEmpty else { return [] }
+        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
         var text = ""
+        var sent = 0
+        var kept: [Int] = []  // which of the server's answers are the caller's statements'
         if connection.beginPending {
             connection.beginPending = false
             text = "START TRANSACTION;\n"
+            sent = 1
         }
-        let leading = text.isEmpty ? 0 : 1
         for (index, statement) in statements.enumerated() {
             if index > 0 { text += ";\n" }
             try appendRendered(statement.sql, statement.parameters, to: &text)
+            kept.append(sent)
+            sent += 1
+            if guarded.contains(index) {
+                // A compound statement outside a stored program (MariaDB ≥ 10.1): an error stops the batch here.
+                text += ";\nIF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '\(Self.guardMessage)\(index)'; END IF"
+                sent += 1
+            }
         }
-        return Array(try send(text, statements: statements.count + leading).dropFirst(leading))
+        if commit {
+            text += ";\nCOMMIT"
+            sent += 1
+        }
+        let answers = try send(text, statements: sent)
+        if commit { connection.committedByBatch = true }
+        return kept.map { answers[$0] }
     }
 
     /// Sends `sql` (`statements` statements) and reads every result; a failing statement's error is thrown once
@@ -183,20 +225,27 @@ public struct MariaDBSession {
     /// the first error is thrown).
     /// START TRANSACTION is not a round trip of its own: it is sent with the transaction's first statement (in the
     /// same round trip when that is a `batch`). A transaction that ran nothing sends nothing.
+    /// A block that ends with `batchAndCommit` has committed already: no COMMIT follows it.
     public func transaction<T>(_ body: (MariaDBSession) throws -> T) throws -> T {
         connection.beginPending = true
+        connection.transactionOpen = true
+        connection.committedByBatch = false
+        defer {
+            connection.transactionOpen = false
+            connection.committedByBatch = false
+        }
         do {
             let result = try body(self)
             if connection.beginPending {
                 connection.beginPending = false
-            } else {
+            } else if !connection.committedByBatch {
                 try execute("COMMIT")
             }
             return result
         } catch {
             if connection.beginPending {
                 connection.beginPending = false
-            } else {
+            } else if !connection.committedByBatch {
                 _ = try? execute("ROLLBACK")
             }
             throw error
@@ -209,6 +258,13 @@ public struct MariaDBSession {
         connection.beginPending = false
         _ = try send("START TRANSACTION", statements: 1)
     }
+}
+
+/// A statement of `batchAndCommit` that had to match one row matched none (or several): the batch stopped
+/// after it and the transaction rolls back. `statement` is its index in the batch.
+public struct MariaDBGuardFailed: Error, Equatable {
+    public var statement: Int
+    public init(statement: Int) { self.statement = statement }
 }
 
 @available(*, unavailable, message: "a session belongs to the executor thread running its block")

@@ -87,7 +87,8 @@ public struct Storefront: Sendable {
         recovery = SagaRecovery(store: sagas, orchestrator: orchestrator, clock: clock, stock: stock, logger: logger)
         if let kafka = config.kafka.producerConfiguration(clientID: "storefront-\(config.instanceID)") {
             let producer = try KafkaProducer(configuration: kafka, logger: logger)
-            let outboxRelay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock, logger: logger)
+            let outboxRelay = OutboxRelay(outbox: sagas, publisher: KafkaEventPublisher(producer: producer), clock: clock,
+                                          leadership: .init(owner: config.instanceID), logger: logger)
             health.append(outboxRelay)
             relay = outboxRelay
             self.producer = producer
@@ -114,13 +115,17 @@ public struct Storefront: Sendable {
         // flush — so events written by the last requests and recovery rounds are still published.
         if let relay, let producer {
             app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: { [logger] in
-                // Publish what the last requests wrote — unless the brokers are failing (what is left, the next
-                // start publishes; waiting for a broker that is away would outlast the stop timeout).
-                guard !relay.isFailing else {
-                    logger.notice("outbox relay: brokers unreachable at shutdown; the next start publishes what is left")
-                    return
+                // The relay holding the lease publishes what the last requests wrote — unless the brokers are failing
+                // (what is left, the next start or another server publishes; waiting for a broker that is away would
+                // outlast the stop timeout) — then gives the lease to a standing-by server. One standing by leaves
+                // the holder to publish.
+                guard relay.isLeading else { return }
+                if relay.isFailing {
+                    logger.notice("outbox relay: brokers unreachable at shutdown; the next relay publishes what is left")
+                } else {
+                    try? await relay.drain(maxBatches: 100)
                 }
-                try? await relay.drain(maxBatches: 100)
+                await relay.resign()
             }) {
                 await relay.step()
             })

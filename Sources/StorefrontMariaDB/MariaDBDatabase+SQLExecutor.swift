@@ -31,7 +31,15 @@ struct MariaDBStatements: SQLStatements {
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
-        let result = try query(sql, arguments).rows
+        Self.rows(try query(sql, arguments).rows)
+    }
+
+    func rowsBatch(_ queries: [SQLStatement]) throws -> [[SQLRow]] {
+        if queries.count == 1 { return [try rows(queries[0].sql, queries[0].arguments)] }  // prepared, cached
+        return try session.batch(queries.map { ($0.sql, $0.arguments.map(Self.value)) }).map { Self.rows($0.rows) }
+    }
+
+    static func rows(_ result: [MariaDBRow]) -> [SQLRow] {
         guard let first = result.first else { return [] }
         let columns = SQLColumns(first.columnNames)
         return result.map { row in SQLRow(columns: columns, values: row.values.map(Self.value)) }
@@ -43,6 +51,18 @@ struct MariaDBStatements: SQLStatements {
             return try session.batch(statements.map { ($0.sql, $0.arguments.map(Self.value)) }).map {
                 SQLChanges(rows: Int($0.affectedRows), lastInsertID: Int64($0.lastInsertID))
             }
+        } catch let error as MariaDBError where error.kind == .duplicateKey {
+            throw SQLUniqueViolation(error.message)
+        }
+    }
+
+    func runBatchAndCommit(_ statements: [SQLStatement], requiringOneRow: Set<Int>) throws -> [SQLChanges] {
+        do {
+            return try session.batchAndCommit(statements.map { ($0.sql, $0.arguments.map(Self.value)) }, requiringOneRow: requiringOneRow).map {
+                SQLChanges(rows: Int($0.affectedRows), lastInsertID: Int64($0.lastInsertID))
+            }
+        } catch let failed as MariaDBGuardFailed {
+            throw SQLGuardFailed(statement: failed.statement)
         } catch let error as MariaDBError where error.kind == .duplicateKey {
             throw SQLUniqueViolation(error.message)
         }

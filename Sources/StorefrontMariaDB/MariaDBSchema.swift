@@ -138,6 +138,17 @@ enum MariaDBSchema {
         ("005_sagas_by_state", [
             "CREATE INDEX IF NOT EXISTS sagas_by_state ON sagas (state, lease_until)",
         ]),
+        // Issue 12: one app server relays the outbox at a time (each relayed every row before: twice the reads,
+        // marks and broker traffic, every event sent twice); the others stand by and take over a lapsed lease.
+        ("006_relay_lease", [
+            """
+            CREATE TABLE IF NOT EXISTS relay_leases (
+                name VARCHAR(64) NOT NULL PRIMARY KEY,
+                owner VARCHAR(128) NOT NULL,
+                lease_until BIGINT NOT NULL
+            ) \(table)
+            """,
+        ]),
     ]
 
     static let bookkeeping = """

@@ -154,7 +154,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// both locks the saga row first.
     ///
     /// The statements go as few batches as their results allow (one round trip each on MariaDB): `leading` (the
-    /// saga's INSERT, when opening) with the order's INSERT, whose id the rest needs, then everything else.
+    /// saga's INSERT, when opening) with the order's INSERT, whose id the rest needs, then everything else with
+    /// the COMMIT (`runBatchAndCommit`: the caller's block must end with this call).
     static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
                         lease: Duration, leaseEnd: String, now: Date, unread: Bool = false, leading: [SQLStatement] = []) throws -> Saga {
         var work = initial
@@ -226,32 +227,27 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
             batch.append(SQLStatement("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(work.events.count, 5))",
                                       values))
         }
-        // The product row last: a hot product's row lock is held from this statement to the commit only.
+        // The product row last: a hot product's row lock is held from this statement to the commit only — they go
+        // in the same round trip (MariaDB), so not across a trip to this server and back either.
         let taken = -work.stockDelta
-        var product: SQLStatement?
+        var guarded: Set<Int> = [sagaUpdate]
         if work.stockDelta < 0 {
-            product = SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
-                                   [taken, now, saga.productId, taken])
+            guarded.insert(batch.count)
+            batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
+                                      [taken, now, saga.productId, taken]))
         } else if work.stockDelta > 0 {
-            product = SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
-                                   [work.stockDelta, now, saga.productId])
+            batch.append(SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                                      [work.stockDelta, now, saga.productId]))
         }
-        // A saga row not locked yet may have moved: its guard is checked before the product row is touched (a step
-        // that loses would otherwise hold a hot product's lock until its rollback).
-        if unread, product != nil {
-            let results = try s.runBatch(batch)
-            guard results[sagaUpdate].rows == 1 else { throw SagaMoved() }
-            batch = []
-        }
-        if let product { batch.append(product) }
-        let results = try s.runBatch(batch)
-        // A guard or a refusal that matched nothing: the caller's transaction is rolled back, so what the batch
-        // wrote after it is undone with it.
-        if !(unread && product != nil), results[sagaUpdate].rows != 1 {
+        // A guard that matched nothing stops the batch before the statements after it (a saga that moved never
+        // touches the product row) and the transaction rolls back.
+        do {
+            _ = try s.runBatchAndCommit(batch, requiringOneRow: guarded)
+        } catch let failed as SQLGuardFailed {
+            if failed.statement != sagaUpdate { throw EffectRefused(saga: work.before) }
             if unread { throw SagaMoved() }
             throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
         }
-        if work.stockDelta < 0, results.last!.rows == 0 { throw EffectRefused(saga: work.before) }
         // Not read back (one statement less): `leaseUntil` is what was asked for, by this server's clock.
         var written = saga
         written.failureCode = written.failureCode ?? failureCode
@@ -277,9 +273,12 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
 
     public func purchaseLookup(productId: Int64, idempotencyKey: String?) async throws -> (product: Product?, existing: Saga?) {
         try await database.read(.primary) { s in
-            let existing = try idempotencyKey.flatMap { key in try s.row("SELECT * FROM sagas WHERE idempotency_key = ?", [key]).map(Self.saga) }
-            // A known key is answered from its saga: the product is not needed then.
-            return (existing == nil ? try SQLProductStore.fetch(s, id: productId) : nil, existing)
+            guard let key = idempotencyKey else { return (try SQLProductStore.fetch(s, id: productId), nil) }
+            // Both in one round trip (MariaDB); a known key is answered from its saga, without the product.
+            let found = try s.rowsBatch([SQLStatement("SELECT * FROM sagas WHERE idempotency_key = ?", [key]),
+                                         SQLStatement("SELECT \(SQLProductStore.columns) FROM products WHERE id = ?", [productId])])
+            if let saga = try found[0].first.map(Self.saga) { return (nil, saga) }
+            return (try found[1].first.map(SQLProductStore.product), nil)
         }
     }
 
@@ -471,6 +470,28 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         try await database.write { s in
             try s.run("UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND id IN (\(SQLDialect.placeholders(ids.count)))",
                       [at] + ids.map { $0 as any SQLBindable })
+        }
+    }
+
+    // MARK: The relay's lease
+
+    /// One round trip (MariaDB: autocommit, each statement its own): renew or take over the row; create it
+    /// when there is none. Times are the database's, so the app servers' clocks need not agree.
+    public func claimRelay(owner: String, lease: Duration) async throws -> Bool {
+        let (now, insertIgnore) = (database.dialect.nowMillis, database.dialect.insertIgnore)
+        return try await database.writeAutocommit { s in
+            let results = try s.runBatch([
+                SQLStatement("UPDATE relay_leases SET owner = ?, lease_until = \(now) + ? WHERE name = 'outbox' AND (owner = ? OR lease_until < \(now))",
+                             [owner, Millis.of(lease), owner]),
+                SQLStatement("\(insertIgnore) INTO relay_leases (name, owner, lease_until) VALUES ('outbox', ?, \(now) + ?)", [owner, Millis.of(lease)]),
+            ])
+            return results[0].rows == 1 || results[1].rows == 1
+        }
+    }
+
+    public func releaseRelay(owner: String) async throws {
+        try await database.writeAutocommit { s in
+            _ = try s.run("UPDATE relay_leases SET lease_until = 0 WHERE name = 'outbox' AND owner = ?", [owner])
         }
     }
 }

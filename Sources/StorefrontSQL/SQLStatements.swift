@@ -24,6 +24,14 @@ public protocol SQLStatements {
     /// trip). The first that fails throws (a unique-key violation as `SQLUniqueViolation`); those after it
     /// did not run. One result per statement.
     func runBatch(_ statements: [SQLStatement]) throws -> [SQLChanges]
+    /// A write transaction's last statements: `runBatch`, where each statement whose index is in
+    /// `requiringOneRow` must match exactly one row — the first that does not throws `SQLGuardFailed` (those
+    /// after it did not run, and the block's transaction rolls back). Where the engine can (MariaDB) the COMMIT
+    /// goes in the same round trip: nothing may run after it in the block.
+    func runBatchAndCommit(_ statements: [SQLStatement], requiringOneRow: Set<Int>) throws -> [SQLChanges]
+    /// Queries that return rows (a few), run in order — sent together where the engine can (MariaDB: one round
+    /// trip; values come as text, which the same `SQLRow` accessors read). One result per query.
+    func rowsBatch(_ queries: [SQLStatement]) throws -> [[SQLRow]]
 }
 
 /// One statement of a batch.
@@ -43,6 +51,20 @@ extension SQLStatements {
         try statements.map { try run($0.sql, $0.arguments) }
     }
 
+    /// One after the other.
+    public func rowsBatch(_ queries: [SQLStatement]) throws -> [[SQLRow]] {
+        try queries.map { try rows($0.sql, $0.arguments) }
+    }
+
+    /// One after the other, each guard checked as it runs; the block's end commits.
+    public func runBatchAndCommit(_ statements: [SQLStatement], requiringOneRow: Set<Int>) throws -> [SQLChanges] {
+        try statements.enumerated().map { index, statement in
+            let changes = try run(statement.sql, statement.arguments)
+            if requiringOneRow.contains(index), changes.rows != 1 { throw SQLGuardFailed(statement: index) }
+            return changes
+        }
+    }
+
     @discardableResult
     public func run(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLChanges {
         try run(sql, arguments.map(\.sqlValue))
@@ -55,6 +77,12 @@ extension SQLStatements {
     public func row(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLRow? {
         try rows(sql, arguments.map(\.sqlValue)).first
     }
+}
+
+/// A statement of `runBatchAndCommit` that had to match one row did not (its index in the batch).
+public struct SQLGuardFailed: Error, Equatable {
+    public var statement: Int
+    public init(statement: Int) { self.statement = statement }
 }
 
 /// An INSERT hit a unique key (or primary key) that exists.

@@ -99,6 +99,10 @@ enum SQLiteSchema {
             try db.execute(sql: "UPDATE products SET stock = stock - reserved, reserved = 0 WHERE reserved <> 0")
             try db.execute(sql: "CREATE INDEX sagas_by_product ON sagas(product_id, state)")
         }
+        // Issue 12: one relay at a time on a shared outbox (the MariaDB schema's 006; here for the same store code).
+        migrator.registerMigration("006_relay_lease") { db in
+            try db.execute(sql: "CREATE TABLE relay_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until INTEGER NOT NULL)")
+        }
         return migrator
     }
 }

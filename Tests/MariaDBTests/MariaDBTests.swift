@@ -301,6 +301,67 @@ struct MariaDBConnectionTests {
         await connection.close()
     }
 
+    /// `batchAndCommit`: the transaction's START, statements, guards and COMMIT in one round trip; a guard that
+    /// matches no row stops the batch there (the statement after it never runs) and the transaction rolls back;
+    /// nothing may run after the commit; outside a transaction it is refused.
+    @Test func batchAndCommitEndsATransactionInOneRoundTripAndStopsAtAGuard() async throws {
+        guard let config = try await TestServers.freshDatabase() else { return }
+        let connection = try await MariaDBConnection.connect(config)
+        let other = try await MariaDBConnection.connect(config)
+        _ = try await connection.withSession {
+            try $0.execute("CREATE TABLE g (id BIGINT PRIMARY KEY, stock BIGINT NOT NULL, note TEXT) ENGINE=InnoDB")
+            try $0.execute("INSERT INTO g VALUES (1, 5, NULL), (2, 0, NULL)")
+        }
+        func questions(_ c: MariaDBConnection) async throws -> Int {
+            Int(try await c.query("SHOW SESSION STATUS LIKE 'Questions'").rows[0].decode("Value", as: String.self)) ?? 0
+        }
+        func stock(_ id: Int) async throws -> Int { try await other.query("SELECT stock FROM g WHERE id = ?", [id]).rows[0].decode("stock", as: Int.self) }
+
+        let before = try await questions(connection)
+        let results = try await connection.transaction { s in
+            try s.batchAndCommit([
+                ("UPDATE g SET note = ? WHERE id = ?", [.string("it's sold"), .int(1)]),
+                ("UPDATE g SET stock = stock - ? WHERE id = ? AND stock >= ?", [.int(2), .int(1), .int(2)]),
+                ("UPDATE g SET note = ? WHERE id = ?", [.string("none"), .int(99)]),
+            ], requiringOneRow: [1])
+        }
+        #expect(results.map(\.affectedRows) == [1, 1, 0], "one answer per statement given, none for the guards")
+        let asked = try await questions(connection) - before
+        #expect(asked == 7, "START, 3 statements, 1 guard, COMMIT and the SHOW — no COMMIT after them (\(asked))")
+        #expect(try await stock(1) == 3, "committed: another connection sees it")
+
+        // The guard of statement 1 matches nothing: statement 2 never runs, statement 0 is rolled back.
+        await #expect(throws: MariaDBGuardFailed(statement: 1)) {
+            try await connection.transaction { s in
+                try s.batchAndCommit([
+                    ("UPDATE g SET note = 'rolled back' WHERE id = ?", [.int(1)]),
+                    ("UPDATE g SET stock = stock - ? WHERE id = ? AND stock >= ?", [.int(1), .int(2), .int(1)]),
+                    ("INSERT INTO g VALUES (3, 1, 'never')", []),
+                ], requiringOneRow: [0, 1])
+            }
+        }
+        #expect(try await other.query("SELECT note FROM g WHERE id = 1").rows[0].decode("note", as: String.self) == "it's sold")
+        #expect(try await other.query("SELECT COUNT(*) AS c FROM g").rows[0].decode("c", as: Int.self) == 2)
+        #expect(try await stock(2) == 0)
+        // The row locks went with the rollback: another transaction takes them at once.
+        _ = try await other.transaction { s in try s.batch([("UPDATE g SET note = 'free' WHERE id IN (1, 2)", [])]) }
+
+        // Nothing runs after the commit; outside a transaction the call is refused; the connection stays usable.
+        await #expect(throws: MariaDBError.self) {
+            try await connection.transaction { s in
+                _ = try s.batchAndCommit([("UPDATE g SET stock = stock + 1 WHERE id = 2", [])], requiringOneRow: [0])
+                try s.execute("UPDATE g SET stock = 100 WHERE id = 2")
+            }
+        }
+        #expect(try await stock(2) == 1, "the batch committed; the statement after it did not run")
+        await #expect(throws: MariaDBError.self) {
+            try await connection.withSession { s in try s.batchAndCommit([("UPDATE g SET stock = 0", [])], requiringOneRow: []) }
+        }
+        #expect(try await connection.query("SELECT COUNT(*) AS c FROM g").rows[0].decode("c", as: Int.self) == 2)
+        await connection.close()
+        await other.close()
+    }
+
     /// A connection killed on the server reports `.connectionLost` and is marked broken.
     @Test func aKilledConnectionIsBroken() async throws {
         guard let config = TestServers.primary else { return }

@@ -127,6 +127,8 @@ public struct FaultInjectingSagaStore: SagaStore, OutboxStore {
         try await inner.records(after: after, limit: limit, sagaId: sagaId)
     }
     public func markPublished(ids: [Int64], at: Date) async throws { try await inner.markPublished(ids: ids, at: at) }
+    public func claimRelay(owner: String, lease: Duration) async throws -> Bool { try await inner.claimRelay(owner: owner, lease: lease) }
+    public func releaseRelay(owner: String) async throws { try await inner.releaseRelay(owner: owner) }
 }
 
 /// A `PaymentGateway` that runs `.before(.processPayment)` before a charge and `.before(.refundPayment)`

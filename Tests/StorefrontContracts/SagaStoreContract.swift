@@ -44,6 +44,25 @@ public enum SagaStoreContract {
         #expect(missing.product == nil && missing.existing == nil)
     }
 
+    /// The relay's lease on a shared outbox (SQL stores): one holder at a time; renewed by its holder; free
+    /// for another once released or lapsed (the database's clock: a real wait).
+    public static func relayLease(_ outbox: any OutboxStore) async throws {
+        let long = Duration.seconds(30)
+        #expect(try await outbox.claimRelay(owner: "app-a", lease: long))
+        #expect(try await outbox.claimRelay(owner: "app-b", lease: long) == false)
+        #expect(try await outbox.claimRelay(owner: "app-a", lease: long), "renewed by its holder")
+        try await outbox.releaseRelay(owner: "app-b")  // not the holder's: changes nothing
+        #expect(try await outbox.claimRelay(owner: "app-b", lease: long) == false)
+        try await outbox.releaseRelay(owner: "app-a")
+        #expect(try await outbox.claimRelay(owner: "app-b", lease: long), "released: taken at once")
+        #expect(try await outbox.claimRelay(owner: "app-a", lease: long) == false)
+        // app-b renews for 50 ms and then stops (a server that died): the lease lapses and app-a takes it over
+        #expect(try await outbox.claimRelay(owner: "app-b", lease: .milliseconds(50)))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await outbox.claimRelay(owner: "app-a", lease: long))
+        #expect(try await outbox.claimRelay(owner: "app-b", lease: long) == false)
+    }
+
     /// `apply(_:to:)`, where a store may guard with the caller's copy of the saga instead of reading it: the same
     /// answers as `apply` whether the copy is current, outdated, fenced, or the effect is refused.
     static func guardedByWhatTheCallerHolds(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {

@@ -51,6 +51,12 @@ struct MariaDBContractTests {
         await db.close()
     }
 
+    @Test func relayLeaseContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        try await SagaStoreContract.relayLease(db.sagas())
+        await db.close()
+    }
+
     @Test func paymentLedgerContract() async throws {
         guard let db = try await freshMariaDB() else { return }
         try await PaymentLedgerContract.run(db.payments)
@@ -66,7 +72,7 @@ struct MariaDBContractTests {
             try await group.waitForAll()
         }
         #expect(try await db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held",
-                                                   "005_sagas_by_state"])
+                                                   "005_sagas_by_state", "006_relay_lease"])
         try await db.checkHealth()
         await db.close()
     }

@@ -28,6 +28,10 @@ struct SQLiteContractTests {
         try await SagaStoreContract.purchaseLookup(products: db.products, sagas: db.sagas())
     }
 
+    @Test func relayLeaseContract() async throws {
+        try await SagaStoreContract.relayLease(try temporarySQLite().sagas())
+    }
+
     @Test func paymentLedgerContract() async throws {
         try await PaymentLedgerContract.run(try temporarySQLite().payments)
     }
@@ -35,7 +39,8 @@ struct SQLiteContractTests {
     @Test func migrationsAreVersionedAndIdempotent() async throws {
         let db = try temporarySQLite()
         try db.migrate()
-        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held"])
+        #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held",
+                                            "006_relay_lease"])
         try await db.checkHealth()
     }
 

@@ -86,6 +86,12 @@ public protocol OutboxStore: Sendable {
     func markPublished(ids: [Int64], at: Date) async throws
     /// Records waiting to be published, counted up to `cap`, and when the oldest of them was written.
     func backlog(cap: Int) async throws -> OutboxBacklog
+    /// The relay's lease, shared by every app server on this outbox: true when `owner` holds it for `lease` from
+    /// now — taken while free, renewed while held, or taken over once the holder let it lapse (a server that
+    /// died or stopped renewing). One server relays at a time; the others stand by.
+    func claimRelay(owner: String, lease: Duration) async throws -> Bool
+    /// Gives the lease up (graceful shutdown), so that a standing-by server takes over at its next try.
+    func releaseRelay(owner: String) async throws
 }
 
 /// The outbox's unpublished records: the operations console's backlog figure.
@@ -104,6 +110,10 @@ public struct OutboxBacklog: Sendable, Equatable {
 }
 
 extension OutboxStore {
+    /// An outbox of one process (in memory): its relay is alone, the lease always held.
+    public func claimRelay(owner: String, lease: Duration) async throws -> Bool { true }
+    public func releaseRelay(owner: String) async throws {}
+
     /// From `unpublished` (reads the records; the SQL stores count instead).
     public func backlog(cap: Int) async throws -> OutboxBacklog {
         let records = try await unpublished(limit: cap)

@@ -7,7 +7,33 @@ import Synchronization
 /// and marks them published only after the broker acknowledged them. At-least-once: a crash between
 /// delivery and marking re-sends those records (consumers dedupe by `eventId`); nothing is dropped, and a
 /// failed batch is retried from its first unacknowledged record, with back-off while the brokers are away.
+///
+/// With a `Leadership` (app servers sharing one outbox) the relay publishes only while it holds the outbox's
+/// relay lease: it renews the lease every third of its length, and one that cannot (another server holds it)
+/// stands by, trying again every `standbyPause`, and takes over within the lease's length after the holder
+/// died or stopped renewing. Two relays overlap only when a holder's round outlasts two thirds of the lease
+/// (a stalled broker, a paused process): its records are then sent twice, as after a crash — never lost.
 public final class OutboxRelay: Sendable {
+    /// This server's name on the lease and the lease's length.
+    public struct Leadership: Sendable {
+        public var owner: String
+        public var lease: Duration
+        public var standbyPause: Duration
+
+        public init(owner: String, lease: Duration = .seconds(6), standbyPause: Duration = .seconds(1)) {
+            self.owner = owner
+            self.lease = lease
+            self.standbyPause = standbyPause
+        }
+    }
+
+    private struct LeaseState {
+        var leading = false
+        /// Until when this relay may publish without asking the database again (a third of the lease after it
+        /// asked): nil when not holding it.
+        var renewAt: ContinuousClock.Instant?
+    }
+
     private let outbox: any OutboxStore
     private let publisher: any EventPublisher
     private let batchSize: Int
@@ -16,14 +42,66 @@ public final class OutboxRelay: Sendable {
     private let published = Counter(label: "storefront_outbox_published_total")
     /// Failed rounds in a row (the relay service's back-off).
     private let consecutiveFailures = Mutex(0)
+    private let leadership: Leadership?
+    private let lease = Mutex(LeaseState())
+    private let leadingGauge = Gauge(label: "storefront_outbox_relay_leading")
 
     public init(outbox: any OutboxStore, publisher: any EventPublisher, batchSize: Int = 500, clock: WallClock = .system,
-                logger: Logger = Logger(label: "storefront.outbox-relay")) {
+                leadership: Leadership? = nil, logger: Logger = Logger(label: "storefront.outbox-relay")) {
         self.outbox = outbox
         self.publisher = publisher
         self.batchSize = batchSize
         self.clock = clock
+        self.leadership = leadership
         self.logger = logger
+    }
+
+    /// True while this relay publishes: it holds the lease, or runs without one (alone on its outbox).
+    public var isLeading: Bool {
+        leadership == nil || lease.withLock { $0.leading }
+    }
+
+    /// Whether this relay may publish now: without a database call while a third of the lease has not passed
+    /// since it last took or renewed it; otherwise claims it (a failure to ask counts as not holding it).
+    func holdsLease() async throws -> Bool {
+        guard let leadership else { return true }
+        let asked = ContinuousClock.now
+        if let renewAt = lease.withLock({ $0.renewAt }), asked < renewAt { return true }
+        let held: Bool
+        do {
+            held = try await outbox.claimRelay(owner: leadership.owner, lease: leadership.lease)
+        } catch {
+            lease.withLock { $0.renewAt = nil }
+            throw error
+        }
+        let was = lease.withLock { state in
+            defer { state = LeaseState(leading: held, renewAt: held ? asked + leadership.lease / 3 : nil) }
+            return state.leading
+        }
+        leadingGauge.record(held ? 1 : 0)
+        if held != was {
+            if held {
+                logger.notice("outbox relay: this server relays (holds the relay lease)", metadata: ["owner": "\(leadership.owner)"])
+            } else {
+                logger.notice("outbox relay: another server relays; standing by", metadata: ["owner": "\(leadership.owner)"])
+            }
+        }
+        return held
+    }
+
+    /// Gives the lease up (graceful shutdown, after the last drain) so that a standing-by server takes over at
+    /// its next try instead of after the lease's length.
+    public func resign() async {
+        guard let leadership, lease.withLock({ $0.leading }) else { return }
+        lease.withLock { $0 = LeaseState() }
+        leadingGauge.record(0)
+        do {
+            try await outbox.releaseRelay(owner: leadership.owner)
+            logger.info("outbox relay: lease released", metadata: ["owner": "\(leadership.owner)"])
+        } catch {
+            logger.warning("outbox relay: could not release the lease; another server takes over when it lapses",
+                           metadata: ["error": "\(error)"])
+        }
     }
 
     /// Publishes one batch; returns how many records were published. Throws when the batch failed (after
@@ -50,10 +128,14 @@ public final class OutboxRelay: Sendable {
     }
 
     /// One round of the app server's relay service: publishes a batch and returns the pause before the next —
-    /// none while records keep coming, `idle` once the outbox is empty, and a back-off doubling up to 5 s while
-    /// publishing fails.
+    /// none while records keep coming, `idle` once the outbox is empty, the standby pause while another server
+    /// holds the lease, and a back-off doubling up to 5 s while publishing fails.
     public func step(idle: Duration = .milliseconds(100)) async -> Duration {
         do {
+            guard try await holdsLease() else {
+                consecutiveFailures.withLock { $0 = 0 }
+                return leadership?.standbyPause ?? idle
+            }
             let published = try await relayOnce()
             let failures = consecutiveFailures.withLock { f in defer { f = 0 }; return f }
             if failures > 0 { logger.info("outbox relay resumed", metadata: ["published": "\(published)"]) }
