@@ -65,6 +65,9 @@ public final class MariaDBConnection: @unchecked Sendable {
                 throw error
             }
             var setup = "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO'"
+            // A lock wait gives up well before the client's read timeout: a batch that carries its COMMIT must fail
+            // on the server (rolled back, retryable) rather than time out here while the server goes on to commit.
+            setup += ", innodb_lock_wait_timeout = \(max(configuration.readTimeout.components.seconds / 2, 1))"
             if let idle = configuration.idleTransactionTimeout {
                 setup += ", idle_transaction_timeout = \(max(idle.components.seconds, 1))"
             }

@@ -59,8 +59,8 @@ public struct MariaDBSession {
 
     /// The transaction's last statements and its COMMIT, in one round trip: `batch`, where each statement whose
     /// index is in `requiringOneRow` must match exactly one row (an UPDATE's rows matched: the connection uses
-    /// CLIENT_FOUND_ROWS) — the first that does not stops the batch with `MariaDBGuardFailed`, before the
-    /// statements after it and the COMMIT, and the transaction rolls back. Nothing may run after it in the
+    /// CLIENT_FOUND_ROWS) — the first that does not rolls the transaction back in the server and stops the batch
+    /// with `MariaDBGuardFailed`, before the statements after it and the COMMIT. Nothing may run after it in the
     /// transaction's block (it throws `.misuse`). A row lock the batch takes is held for the rest of the batch
     /// and the commit only — not for a round trip to the client and back.
     public func batchAndCommit(_ statements: [(sql: String, parameters: [MariaDBValue])], requiringOneRow: Set<Int>) throws -> [MariaDBResult] {
@@ -94,8 +94,9 @@ public struct MariaDBSession {
             kept.append(sent)
             sent += 1
             if guarded.contains(index) {
-                // A compound statement outside a stored program (MariaDB ≥ 10.1): an error stops the batch here.
-                text += ";\nIF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '\(Self.guardMessage)\(index)'; END IF"
+                // A compound statement outside a stored program (MariaDB ≥ 10.1): an error stops the batch here. The
+                // ROLLBACK first, in the server: the rows the transaction locked are free before the answer travels.
+                text += ";\nIF ROW_COUNT() <> 1 THEN ROLLBACK; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '\(Self.guardMessage)\(index)'; END IF"
                 sent += 1
             }
         }

@@ -114,18 +114,10 @@ public struct Storefront: Sendable {
         // reconciliation, then the database monitor, then the relay's final drain, then the Kafka producer's
         // flush — so events written by the last requests and recovery rounds are still published.
         if let relay, let producer {
-            app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: { [logger] in
-                // The relay holding the lease publishes what the last requests wrote — unless the brokers are failing
-                // (what is left, the next start or another server publishes; waiting for a broker that is away would
-                // outlast the stop timeout) — then gives the lease to a standing-by server. One standing by leaves
-                // the holder to publish.
-                guard relay.isLeading else { return }
-                if relay.isFailing {
-                    logger.notice("outbox relay: brokers unreachable at shutdown; the next relay publishes what is left")
-                } else {
-                    try? await relay.drain(maxBatches: 100)
-                }
-                await relay.resign()
+            app.addServices(producer, PeriodicService("outbox relay", logger: logger, atShutdown: {
+                // What the last requests wrote is published while this server holds the relay lease (a standby whose
+                // holder stopped first takes it over), then the lease is released; the producer's flush comes after.
+                await relay.finish()
             }) {
                 await relay.step()
             })

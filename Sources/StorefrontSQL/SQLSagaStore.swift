@@ -231,7 +231,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         // in the same round trip (MariaDB), so not across a trip to this server and back either.
         let taken = -work.stockDelta
         var guarded: Set<Int> = [sagaUpdate]
+        var reservation: Int?
         if work.stockDelta < 0 {
+            reservation = batch.count
             guarded.insert(batch.count)
             batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
                                       [taken, now, saga.productId, taken]))
@@ -244,9 +246,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         do {
             _ = try s.runBatchAndCommit(batch, requiringOneRow: guarded)
         } catch let failed as SQLGuardFailed {
-            if failed.statement != sagaUpdate { throw EffectRefused(saga: work.before) }
-            if unread { throw SagaMoved() }
-            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction")
+            if failed.statement == reservation { throw EffectRefused(saga: work.before) }
+            if failed.statement == sagaUpdate, unread { throw SagaMoved() }
+            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction (guard of statement \(failed.statement))")
         }
         // Not read back (one statement less): `leaseUntil` is what was asked for, by this server's clock.
         var written = saga

@@ -340,6 +340,16 @@ struct MariaDBConnectionTests {
                 ], requiringOneRow: [0, 1])
             }
         }
+        // … rolled back in the server, before the answer came back (its row locks are free before the client's ROLLBACK).
+        let stillOpen = try await connection.transaction { s -> String in
+            do {
+                _ = try s.batchAndCommit([("UPDATE g SET stock = stock - 1 WHERE id = 2 AND stock >= 1", [])], requiringOneRow: [0])
+                return "committed"
+            } catch is MariaDBGuardFailed {
+                return try s.execute("SELECT @@in_transaction AS t").rows[0].decode("t", as: String.self)
+            }
+        }
+        #expect(stillOpen == "0")
         #expect(try await other.query("SELECT note FROM g WHERE id = 1").rows[0].decode("note", as: String.self) == "it's sold")
         #expect(try await other.query("SELECT COUNT(*) AS c FROM g").rows[0].decode("c", as: Int.self) == 2)
         #expect(try await stock(2) == 0)

@@ -62,24 +62,28 @@ public final class OutboxRelay: Sendable {
     }
 
     /// Whether this relay may publish now: without a database call while a third of the lease has not passed
-    /// since it last took or renewed it; otherwise claims it (a failure to ask counts as not holding it).
-    func holdsLease() async throws -> Bool {
+    /// since it last took or renewed it; otherwise claims it. A claim that fails (the database is away) counts
+    /// as not holding it — the lease may lapse meanwhile — and is logged, not counted as a failed publish.
+    func holdsLease() async -> Bool {
         guard let leadership else { return true }
         let asked = ContinuousClock.now
         if let renewAt = lease.withLock({ $0.renewAt }), asked < renewAt { return true }
         let held: Bool
+        var failure: (any Error)?
         do {
             held = try await outbox.claimRelay(owner: leadership.owner, lease: leadership.lease)
         } catch {
-            lease.withLock { $0.renewAt = nil }
-            throw error
+            held = false
+            failure = error
         }
         let was = lease.withLock { state in
             defer { state = LeaseState(leading: held, renewAt: held ? asked + leadership.lease / 3 : nil) }
             return state.leading
         }
         leadingGauge.record(held ? 1 : 0)
-        if held != was {
+        if let failure {
+            if was { logger.warning("outbox relay: cannot renew the relay lease; standing by", metadata: ["error": "\(failure)"]) }
+        } else if held != was {
             if held {
                 logger.notice("outbox relay: this server relays (holds the relay lease)", metadata: ["owner": "\(leadership.owner)"])
             } else {
@@ -122,9 +126,29 @@ public final class OutboxRelay: Sendable {
     /// True after a failed round and until a round succeeds (the brokers are away).
     public var isFailing: Bool { consecutiveFailures.withLock { $0 > 0 } }
 
-    /// Relays until the outbox is empty (tests, `storefront` shutdown).
+    /// Relays until the outbox is empty (tests).
     public func drain(maxBatches: Int = 10_000) async throws {
         for _ in 0..<maxBatches where try await relayOnce() > 0 {}
+    }
+
+    /// At graceful shutdown: publishes what is left — batch by batch while it holds the lease (a standby whose
+    /// holder stopped first takes it over; one that does not get it leaves the rest to the holder) — unless the
+    /// brokers are failing (waiting for an absent broker would outlast the stop timeout: the next relay
+    /// publishes it), then releases the lease.
+    public func finish(maxBatches: Int = 100) async {
+        if isFailing {
+            logger.notice("outbox relay: brokers unreachable at shutdown; the next relay publishes what is left")
+        } else {
+            do {
+                for _ in 0..<maxBatches where await holdsLease() {
+                    guard try await relayOnce() > 0 else { break }
+                }
+            } catch {
+                logger.warning("outbox relay: the last drain at shutdown failed; the next relay publishes what is left",
+                               metadata: ["error": "\(error)"])
+            }
+        }
+        await resign()
     }
 
     /// One round of the app server's relay service: publishes a batch and returns the pause before the next —
@@ -132,7 +156,7 @@ public final class OutboxRelay: Sendable {
     /// holds the lease, and a back-off doubling up to 5 s while publishing fails.
     public func step(idle: Duration = .milliseconds(100)) async -> Duration {
         do {
-            guard try await holdsLease() else {
+            guard await holdsLease() else {
                 consecutiveFailures.withLock { $0 = 0 }
                 return leadership?.standbyPause ?? idle
             }
