@@ -16,9 +16,10 @@ public final class MariaDBConnection: @unchecked Sendable {
     /// A transaction was asked for and START TRANSACTION not sent yet: it goes with the first statement
     /// (`MariaDBSession.transaction`). Only touched on the executor while `busy` is held.
     var beginPending = false
-    /// Inside `MariaDBSession.transaction`; and whether its last batch carried the COMMIT (same rules).
+    /// Inside `MariaDBSession.transaction`; and whether its last batch ended it (committed it, or a guard rolled it
+    /// back in the server): nothing more may run in it (same rules).
     var transactionOpen = false
-    var committedByBatch = false
+    var endedByBatch = false
     private let busy = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
     private let brokenFlag = Atomic<Bool>(false)
@@ -107,7 +108,7 @@ public final class MariaDBConnection: @unchecked Sendable {
         return try await executor.run {
             self.beginPending = false
             self.transactionOpen = false
-            self.committedByBatch = false
+            self.endedByBatch = false
             do {
                 return try body(MariaDBSession(connection: self))
             } catch let error as MariaDBError {

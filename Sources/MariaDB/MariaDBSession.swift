@@ -14,7 +14,7 @@ public struct MariaDBSession {
     }
 
     public func query(_ sql: String, _ parameters: [MariaDBValue]) throws -> MariaDBResult {
-        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
+        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
         try beginIfPending()
         let stmt = try connection.statement(sql)
         let expected = Int(mysql_stmt_param_count(stmt))
@@ -43,7 +43,7 @@ public struct MariaDBSession {
     /// NULL. (The connection accepts several `;`-separated statements, for `batch`; `execute` reads one result.)
     @discardableResult
     public func execute(_ sql: String) throws -> MariaDBResult {
-        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
+        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
         try beginIfPending()
         return try send(sql, statements: 1)[0]
     }
@@ -68,6 +68,7 @@ public struct MariaDBSession {
         do {
             return try batch(statements, requiringOneRow: requiringOneRow, commit: true)
         } catch let error as MariaDBError where error.code == Self.guardErrorCode && error.message.hasPrefix(Self.guardMessage) {
+            connection.endedByBatch = true  // rolled back in the server: no ROLLBACK follows, and nothing may run
             throw MariaDBGuardFailed(statement: Int(error.message.dropFirst(Self.guardMessage.count)) ?? -1)
         }
     }
@@ -79,7 +80,7 @@ public struct MariaDBSession {
     private func batch(_ statements: [(sql: String, parameters: [MariaDBValue])], requiringOneRow guarded: Set<Int>,
                        commit: Bool) throws -> [MariaDBResult] {
         guard !statements.isEmpty else { return [] }
-        guard !connection.committedByBatch else { throw MariaDBError.misuse("the transaction committed with its last batch") }
+        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
         var text = ""
         var sent = 0
         var kept: [Int] = []  // which of the server's answers are the caller's statements'
@@ -105,7 +106,7 @@ public struct MariaDBSession {
             sent += 1
         }
         let answers = try send(text, statements: sent)
-        if commit { connection.committedByBatch = true }
+        if commit { connection.endedByBatch = true }
         return kept.map { answers[$0] }
     }
 
@@ -230,23 +231,23 @@ public struct MariaDBSession {
     public func transaction<T>(_ body: (MariaDBSession) throws -> T) throws -> T {
         connection.beginPending = true
         connection.transactionOpen = true
-        connection.committedByBatch = false
+        connection.endedByBatch = false
         defer {
             connection.transactionOpen = false
-            connection.committedByBatch = false
+            connection.endedByBatch = false
         }
         do {
             let result = try body(self)
             if connection.beginPending {
                 connection.beginPending = false
-            } else if !connection.committedByBatch {
+            } else if !connection.endedByBatch {
                 try execute("COMMIT")
             }
             return result
         } catch {
             if connection.beginPending {
                 connection.beginPending = false
-            } else if !connection.committedByBatch {
+            } else if !connection.endedByBatch {
                 _ = try? execute("ROLLBACK")
             }
             throw error

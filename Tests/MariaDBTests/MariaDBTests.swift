@@ -340,16 +340,22 @@ struct MariaDBConnectionTests {
                 ], requiringOneRow: [0, 1])
             }
         }
-        // … rolled back in the server, before the answer came back (its row locks are free before the client's ROLLBACK).
-        let stillOpen = try await connection.transaction { s -> String in
+        // … rolled back in the server, before the answer came back (its row locks are free at once): no ROLLBACK is
+        // sent after it, and nothing may run after it in the block.
+        let beforeGuard = try await questions(connection)
+        let afterGuard = try await connection.transaction { s -> String in
             do {
                 _ = try s.batchAndCommit([("UPDATE g SET stock = stock - 1 WHERE id = 2 AND stock >= 1", [])], requiringOneRow: [0])
                 return "committed"
             } catch is MariaDBGuardFailed {
-                return try s.execute("SELECT @@in_transaction AS t").rows[0].decode("t", as: String.self)
+                do { try s.execute("SELECT 1") } catch let error as MariaDBError { return "\(error.kind)" }
+                return "ran"
             }
         }
-        #expect(stillOpen == "0")
+        #expect(afterGuard == "misuse")
+        #expect(try await questions(connection) - beforeGuard == 4, "START, the UPDATE, its guard — no ROLLBACK — and the SHOW")
+        #expect(try await connection.query("SELECT @@in_transaction AS t").rows[0].decode("t", as: Int.self) == 0,
+                "the server rolled back by itself")
         #expect(try await other.query("SELECT note FROM g WHERE id = 1").rows[0].decode("note", as: String.self) == "it's sold")
         #expect(try await other.query("SELECT COUNT(*) AS c FROM g").rows[0].decode("c", as: Int.self) == 2)
         #expect(try await stock(2) == 0)

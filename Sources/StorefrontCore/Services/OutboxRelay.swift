@@ -64,10 +64,10 @@ public final class OutboxRelay: Sendable {
     /// Whether this relay may publish now: without a database call while a third of the lease has not passed
     /// since it last took or renewed it; otherwise claims it. A claim that fails (the database is away) counts
     /// as not holding it — the lease may lapse meanwhile — and is logged, not counted as a failed publish.
-    func holdsLease() async -> Bool {
-        guard let leadership else { return true }
+    func holdsLease() async -> LeaseAnswer {
+        guard let leadership else { return .held }
         let asked = ContinuousClock.now
-        if let renewAt = lease.withLock({ $0.renewAt }), asked < renewAt { return true }
+        if let renewAt = lease.withLock({ $0.renewAt }), asked < renewAt { return .held }
         let held: Bool
         var failure: (any Error)?
         do {
@@ -90,7 +90,13 @@ public final class OutboxRelay: Sendable {
                 logger.notice("outbox relay: another server relays; standing by", metadata: ["owner": "\(leadership.owner)"])
             }
         }
-        return held
+        return held ? .held : failure == nil ? .heldByAnother : .unknown
+    }
+
+    enum LeaseAnswer {
+        case held, heldByAnother
+        /// The claim failed (the database is away).
+        case unknown
     }
 
     /// Gives the lease up (graceful shutdown, after the last drain) so that a standing-by server takes over at
@@ -140,8 +146,8 @@ public final class OutboxRelay: Sendable {
             logger.notice("outbox relay: brokers unreachable at shutdown; the next relay publishes what is left")
         } else {
             do {
-                for _ in 0..<maxBatches where await holdsLease() {
-                    guard try await relayOnce() > 0 else { break }
+                for _ in 0..<maxBatches {
+                    guard await holdsLease() == .held, try await relayOnce() > 0 else { break }
                 }
             } catch {
                 logger.warning("outbox relay: the last drain at shutdown failed; the next relay publishes what is left",
@@ -156,8 +162,14 @@ public final class OutboxRelay: Sendable {
     /// holds the lease, and a back-off doubling up to 5 s while publishing fails.
     public func step(idle: Duration = .milliseconds(100)) async -> Duration {
         do {
-            guard await holdsLease() else {
+            switch await holdsLease() {
+            case .held: break
+            case .heldByAnother:
+                // Another server relays: this one's publishing has not failed (nor is it trying).
                 consecutiveFailures.withLock { $0 = 0 }
+                return leadership?.standbyPause ?? idle
+            case .unknown:
+                // Whether the brokers are away is not known either: the failure count stands.
                 return leadership?.standbyPause ?? idle
             }
             let published = try await relayOnce()
