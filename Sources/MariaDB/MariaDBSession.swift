@@ -14,7 +14,7 @@ public struct MariaDBSession {
     }
 
     public func query(_ sql: String, _ parameters: [MariaDBValue]) throws -> MariaDBResult {
-        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
+        try ensureNotEnded()
         try beginIfPending()
         let stmt = try connection.statement(sql)
         let expected = Int(mysql_stmt_param_count(stmt))
@@ -43,7 +43,7 @@ public struct MariaDBSession {
     /// NULL. (The connection accepts several `;`-separated statements, for `batch`; `execute` reads one result.)
     @discardableResult
     public func execute(_ sql: String) throws -> MariaDBResult {
-        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
+        try ensureNotEnded()
         try beginIfPending()
         return try send(sql, statements: 1)[0]
     }
@@ -80,7 +80,7 @@ public struct MariaDBSession {
     private func batch(_ statements: [(sql: String, parameters: [MariaDBValue])], requiringOneRow guarded: Set<Int>,
                        commit: Bool) throws -> [MariaDBResult] {
         guard !statements.isEmpty else { return [] }
-        guard !connection.endedByBatch else { throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)") }
+        try ensureNotEnded()
         var text = ""
         var sent = 0
         var kept: [Int] = []  // which of the server's answers are the caller's statements'
@@ -251,6 +251,13 @@ public struct MariaDBSession {
                 _ = try? execute("ROLLBACK")
             }
             throw error
+        }
+    }
+
+    /// Refuses a statement after `batchAndCommit` ended the transaction (it would run in autocommit, outside it).
+    private func ensureNotEnded() throws {
+        guard !connection.endedByBatch else {
+            throw MariaDBError.misuse("the transaction ended with its last batch (committed, or rolled back by a guard)")
         }
     }
 
