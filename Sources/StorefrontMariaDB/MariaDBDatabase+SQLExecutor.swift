@@ -26,8 +26,7 @@ struct MariaDBStatements: SQLStatements {
     let session: MariaDBSession
 
     func run(_ sql: String, _ arguments: [SQLValue]) throws -> SQLChanges {
-        let result = try query(sql, arguments)
-        return SQLChanges(rows: Int(result.affectedRows), lastInsertID: Int64(result.lastInsertID))
+        Self.changes(try query(sql, arguments))
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
@@ -36,31 +35,26 @@ struct MariaDBStatements: SQLStatements {
 
     func rowsBatch(_ queries: [SQLStatement]) throws -> [[SQLRow]] {
         if queries.count == 1 { return [try rows(queries[0].sql, queries[0].arguments)] }  // prepared, cached
-        return try session.batch(queries.map { ($0.sql, $0.arguments.map(Self.value)) }).map { Self.rows($0.rows) }
-    }
-
-    static func rows(_ result: [MariaDBRow]) -> [SQLRow] {
-        guard let first = result.first else { return [] }
-        let columns = SQLColumns(first.columnNames)
-        return result.map { row in SQLRow(columns: columns, values: row.values.map(Self.value)) }
+        return try session.batch(Self.texts(queries)).map { Self.rows($0.rows) }
     }
 
     func runBatch(_ statements: [SQLStatement]) throws -> [SQLChanges] {
         if statements.count == 1 { return [try run(statements[0].sql, statements[0].arguments)] }  // prepared, cached
-        do {
-            return try session.batch(statements.map { ($0.sql, $0.arguments.map(Self.value)) }).map {
-                SQLChanges(rows: Int($0.affectedRows), lastInsertID: Int64($0.lastInsertID))
-            }
-        } catch let error as MariaDBError where error.kind == .duplicateKey {
-            throw SQLUniqueViolation(error.message)
-        }
+        return try mapped { try session.batch(Self.texts(statements)).map(Self.changes) }
     }
 
     func runBatchAndCommit(_ statements: [SQLStatement], requiringOneRow: Set<Int>) throws -> [SQLChanges] {
+        try mapped { try session.batchAndCommit(Self.texts(statements), requiringOneRow: requiringOneRow).map(Self.changes) }
+    }
+
+    private func query(_ sql: String, _ arguments: [SQLValue]) throws -> MariaDBResult {
+        try mapped { try session.query(sql, arguments.map(Self.value)) }
+    }
+
+    /// The driver's errors the stores act on, as the SQL layer's.
+    private func mapped<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try session.batchAndCommit(statements.map { ($0.sql, $0.arguments.map(Self.value)) }, requiringOneRow: requiringOneRow).map {
-                SQLChanges(rows: Int($0.affectedRows), lastInsertID: Int64($0.lastInsertID))
-            }
+            return try body()
         } catch let failed as MariaDBGuardFailed {
             throw SQLGuardFailed(statement: failed.statement)
         } catch let error as MariaDBError where error.kind == .duplicateKey {
@@ -68,12 +62,18 @@ struct MariaDBStatements: SQLStatements {
         }
     }
 
-    private func query(_ sql: String, _ arguments: [SQLValue]) throws -> MariaDBResult {
-        do {
-            return try session.query(sql, arguments.map(Self.value))
-        } catch let error as MariaDBError where error.kind == .duplicateKey {
-            throw SQLUniqueViolation(error.message)
-        }
+    static func texts(_ statements: [SQLStatement]) -> [(sql: String, parameters: [MariaDBValue])] {
+        statements.map { ($0.sql, $0.arguments.map(Self.value)) }
+    }
+
+    static func changes(_ result: MariaDBResult) -> SQLChanges {
+        SQLChanges(rows: Int(result.affectedRows), lastInsertID: Int64(result.lastInsertID))
+    }
+
+    static func rows(_ result: [MariaDBRow]) -> [SQLRow] {
+        guard let first = result.first else { return [] }
+        let columns = SQLColumns(first.columnNames)
+        return result.map { row in SQLRow(columns: columns, values: row.values.map(Self.value)) }
     }
 
     static func value(_ value: SQLValue) -> MariaDBValue {

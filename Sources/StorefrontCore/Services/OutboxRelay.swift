@@ -162,14 +162,11 @@ public final class OutboxRelay: Sendable {
     /// holds the lease, and a back-off doubling up to 5 s while publishing fails.
     public func step(idle: Duration = .milliseconds(100)) async -> Duration {
         do {
-            switch await holdsLease() {
-            case .held: break
-            case .heldByAnother:
-                // Another server relays: this one's publishing has not failed (nor is it trying).
-                consecutiveFailures.withLock { $0 = 0 }
-                return leadership?.standbyPause ?? idle
-            case .unknown:
-                // Whether the brokers are away is not known either: the failure count stands.
+            let answer = await holdsLease()
+            guard answer == .held else {
+                // Another server relays: this one's publishing has not failed (nor is it trying). A failed claim:
+                // whether the brokers are away is not known either, so the failure count stands.
+                if answer == .heldByAnother { consecutiveFailures.withLock { $0 = 0 } }
                 return leadership?.standbyPause ?? idle
             }
             let published = try await relayOnce()
