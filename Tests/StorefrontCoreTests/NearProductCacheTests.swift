@@ -174,18 +174,27 @@ struct NearProductCacheTests {
         broadcasts.onPublish.withLock { $0 = { _ in await node.pass() } }
         try await shared.put(Self.product(1, stock: 5), ttl: .seconds(60))
         _ = try await near.get(id: 1)
-        // The node answers after 1.5 s (a waiting invalidate would end then, and fail the bound below).
-        let answers = Task {
-            try await Task.sleep(for: .milliseconds(1500))
-            node.open()
+        // The node answers only once `invalidate` has returned (or, so that a broken bound fails instead of
+        // hanging, after 60 s — and then `openedEarly` is true). No wall-clock upper bound: a loaded
+        // machine can stretch 100 ms, but it cannot make the call return while the node still hangs unless the
+        // bound works.
+        let returned = Atomic<Bool>(false)
+        let openedByTimer = Atomic<Bool>(false)
+        let fallback = Task {
+            try? await Task.sleep(for: .seconds(60))
+            if !returned.load(ordering: .acquiring) { openedByTimer.store(true, ordering: .releasing); node.open() }
         }
         let started = ContinuousClock.now
         try await near.invalidate(id: 1)
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(100) && waited < .seconds(1), "waited \(waited)")
+        returned.store(true, ordering: .releasing)
+        let openedEarly = openedByTimer.load(ordering: .acquiring)
+        #expect(!openedEarly, "invalidate returned only when the node answered")
+        #expect(waited >= .milliseconds(100), "waited \(waited), less than publishWait")
         #expect(try await shared.get(id: 1) == .miss && near.count == 0, "the delete and the local drop did not wait")
         #expect(broadcasts.sent.withLock { $0 }.isEmpty)
-        try await answers.value
+        node.open()
+        fallback.cancel()
         for _ in 0..<200 where broadcasts.sent.withLock({ $0 }).isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         #expect(broadcasts.sent.withLock { $0 } == [1], "the broadcast went out once the node answered")
     }

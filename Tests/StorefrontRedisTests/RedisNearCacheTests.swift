@@ -58,6 +58,7 @@ struct RedisNearCacheTests {
             worst = max(worst, ContinuousClock.now - sent)
         }
         print("[measure] near cache: slowest invalidation seen by the other server after \(worst)")
-        #expect(worst < .seconds(2), "copies live 120 s: only the message can have dropped them")
+        // Each round waited at most 10 s for copies that live 120 s: only the message can have dropped them.
+        #expect(worst < .seconds(10))
     }
 }
