@@ -238,7 +238,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorefrontSQLiteTests",
-            dependencies: ["StorefrontCore", "StorefrontSQLite", "StorefrontContracts", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["StorefrontCore", "StorefrontSQL", "StorefrontSQLite", "StorefrontContracts", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -149,6 +149,20 @@ enum MariaDBSchema {
             ) \(table)
             """,
         ]),
+        // Issue 12: order ids come from blocks each app server reserves here (`SQLOrderIDs`), so a saga's opening
+        // transaction is one batch (an AUTO_INCREMENT id had to come back before the rest could be sent). The
+        // first block starts past every existing order. Every app server must run this version before purchases
+        // resume (an older one's AUTO_INCREMENT id could fall in a block already handed out): stop them all,
+        // migrate, start the new ones.
+        ("007_order_ids", [
+            """
+            CREATE TABLE IF NOT EXISTS id_blocks (
+                name VARCHAR(64) NOT NULL PRIMARY KEY,
+                next_id BIGINT NOT NULL
+            ) \(table)
+            """,
+            "INSERT IGNORE INTO id_blocks (name, next_id) SELECT 'orders', COALESCE(MAX(id), 0) + 1 FROM orders",
+        ]),
     ]
 
     static let bookkeeping = """

@@ -5,13 +5,16 @@ import StorefrontCore
 /// row, checks the expected state, performs the effects (the conditional reserve update of DESIGN §2 included),
 /// appends the timeline entries and writes the outbox events. A purchase that ends confirmed is two
 /// transactions here (open + reserve + order; payment recorded + confirm) and touches its product row once.
+/// Copies share their order id blocks; keep one store per server (each new one reserves blocks of its own).
 public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     let database: any SQLExecutor
     let topic: String
+    let orderIDs: SQLOrderIDs
 
-    public init(database: any SQLExecutor, topic: String = SagaEvent.defaultTopic) {
+    public init(database: any SQLExecutor, topic: String = SagaEvent.defaultTopic, orderIDs: SQLOrderIDs? = nil) {
         self.database = database
         self.topic = topic
+        self.orderIDs = orderIDs ?? SQLOrderIDs(database: database)
     }
 
     static let terminalList = SagaState.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ")
@@ -54,15 +57,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
 
     private func open(_ new: NewSaga, chain: [SagaTransition], now: Date) async throws -> BeginResult {
         let leaseEnd = leaseEnd
+        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
         return try await database.write { [topic] s in
-            let insert = SQLStatement(
-                """
-                INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, attempts,
-                    owner, epoch, lease_until, event_seq, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'STARTED', 0, ?, 1, \(leaseEnd), 0, ?, ?)
-                """,
-                [new.id, new.idempotencyKey, new.productId, new.qty, new.amountMinor, new.currency, new.mode.rawValue,
-                 new.owner, Millis.of(new.lease), now, now])
             let started = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
                                amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
                                paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: now, failureCode: nil, lastError: nil,
@@ -71,7 +67,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
             work.steps.append((.startSaga, .done, "mode \(new.mode.rawValue)"))
             work.event(.sagaStarted, reason: nil)
             return .created(try Self.perform(s, topic: topic, work: work, chain: chain, fence: started.fence, lease: new.lease,
-                                             leaseEnd: leaseEnd, now: now, leading: [insert]))
+                                             leaseEnd: leaseEnd, now: now, orderId: orderId, opening: true))
         }
     }
 
@@ -79,6 +75,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         guard let first = chain.first else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "empty chain of transitions") }
         let lock = database.dialect.forUpdate
         let leaseEnd = leaseEnd
+        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
         do {
             return try await database.write { [topic] s in
                 guard let saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
@@ -87,7 +84,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
                 guard saga.fence == fence else { return .fenced(saga) }
                 guard saga.state == first.from else { return .stale(saga) }
                 return .applied(try Self.perform(s, topic: topic, work: Work(saga: saga), chain: chain, fence: fence, lease: lease,
-                                                 leaseEnd: leaseEnd, now: now))
+                                                 leaseEnd: leaseEnd, now: now, orderId: orderId))
             }
         } catch let refused as EffectRefused {
             return .rejected(refused.saga)
@@ -97,18 +94,18 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// Without reading the saga first (MariaDB: one round trip and one locking read less per step): the saga
     /// row's UPDATE, the transaction's first statement, is guarded by the expected state, fence and event
     /// sequence. If it matches nothing, the saga moved (or `expected` is older than the row): the transaction is
-    /// rolled back and the step judged on the locked row, as `apply` does. A chain that creates the order reads
-    /// first (the order's id goes into the saga row); so does SQLite, whose read is in-process.
+    /// rolled back and the step judged on the locked row, as `apply` does. SQLite reads first: its read is
+    /// in-process.
     public func apply(_ chain: [SagaTransition], to expected: Saga, lease: Duration, now: Date) async throws -> TransitionResult {
-        guard let first = chain.first, !database.dialect.forUpdate.isEmpty, expected.state == first.from,
-              !chain.contains(where: { $0.effect == .createOrder }) else {
+        guard let first = chain.first, !database.dialect.forUpdate.isEmpty, expected.state == first.from else {
             return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
         }
         let leaseEnd = leaseEnd
+        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
         do {
             return try await database.write { [topic] s in
                 .applied(try Self.perform(s, topic: topic, work: Work(saga: expected), chain: chain, fence: expected.fence, lease: lease,
-                                          leaseEnd: leaseEnd, now: now, unread: true))
+                                          leaseEnd: leaseEnd, now: now, orderId: orderId, unread: true))
             }
         } catch is SagaMoved {
             return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
@@ -146,23 +143,26 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     }
 
     /// Performs `chain` on `work.saga` inside the caller's transaction (the saga row is locked, or was inserted
-    /// by it). The order, timeline and outbox rows are written first and the product row last, so that a hot
-    /// product's row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's
-    /// transaction is then rolled back) when the reservation finds too little stock.
+    /// by it). The saga row is written first (every transaction that writes a saga and its order locks the saga
+    /// row first), then the order, timeline and outbox rows, and the product row last, so that a hot product's
+    /// row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's transaction
+    /// is then rolled back) when the reservation finds too little stock.
     /// `unread`: the saga row was neither inserted nor locked by this transaction; a guard that matches nothing
-    /// throws `SagaMoved`. The saga row is updated before the order's status, so every transaction that writes
-    /// both locks the saga row first.
+    /// throws `SagaMoved` (before the order's INSERT could collide with one another server made).
     ///
-    /// The statements go as few batches as their results allow (one round trip each on MariaDB): `leading` (the
-    /// saga's INSERT, when opening) with the order's INSERT, whose id the rest needs, then everything else with
-    /// the COMMIT (`runBatchAndCommit`: the caller's block must end with this call).
+    /// The statements go as one batch with the COMMIT (`runBatchAndCommit`, one round trip on MariaDB; the
+    /// caller's block must end with this call). `opening`: the saga row is inserted as the chain leaves it (one
+    /// statement; its unique idempotency key throws `SQLUniqueViolation`), not inserted and then updated. A chain that
+    /// creates the order brings its id (`orderId`, from `SQLOrderIDs`), so nothing waits for the database's.
     static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
-                        lease: Duration, leaseEnd: String, now: Date, unread: Bool = false, leading: [SQLStatement] = []) throws -> Saga {
+                        lease: Duration, leaseEnd: String, now: Date, orderId: Int64? = nil, unread: Bool = false,
+                        opening: Bool = false) throws -> Saga {
         var work = initial
         var failureCode: SagaFailureCode?
         var lastError: String?
         var orderStatus: OrderStatus?
-        var batch = leading
+        var createsOrder = false
+        var batch: [SQLStatement] = []
         for t in chain {
             guard work.saga.state == t.from else {
                 throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "\(t.step) does not start at \(work.saga.state.rawValue)")
@@ -173,14 +173,9 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
             case .reserveInventory:
                 work.stockDelta -= work.saga.qty
             case .createOrder:
-                batch.append(SQLStatement(
-                    """
-                    INSERT INTO orders (saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?)
-                    """,
-                    [work.saga.id, work.saga.productId, work.saga.qty, work.saga.amountMinor, work.saga.currency, now, now]))
-                work.saga.orderId = try s.runBatch(batch).last!.lastInsertID
-                batch = []
+                guard let orderId else { throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "creating an order without its id") }
+                work.saga.orderId = orderId
+                createsOrder = true
             case .recordPayment(let reference):
                 work.saga.paymentRef = reference
             case .confirmOrder:
@@ -198,16 +193,36 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         }
         let saga = work.saga
         let sagaUpdate = batch.count
-        batch.append(SQLStatement(
-            """
-            UPDATE sagas SET state = ?, order_id = COALESCE(?, order_id), payment_ref = COALESCE(?, payment_ref),
-                lease_until = \(leaseEnd), event_seq = ?,
-                failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
-            WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
-            """,
-            [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
-             failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch,
-             work.before.eventSequence]))
+        if opening {
+            batch.append(SQLStatement(
+                """
+                INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, order_id, payment_ref,
+                    attempts, owner, epoch, lease_until, event_seq, failure_code, last_error, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, \(leaseEnd), ?, ?, ?, ?, ?)
+                """,
+                [saga.id, saga.idempotencyKey, saga.productId, saga.qty, saga.amountMinor, saga.currency, saga.mode.rawValue,
+                 saga.state.rawValue, saga.orderId, saga.paymentRef, fence.owner, fence.epoch, Millis.of(lease), saga.eventSequence,
+                 failureCode?.rawValue, lastError, now, now]))
+        } else {
+            batch.append(SQLStatement(
+                """
+                UPDATE sagas SET state = ?, order_id = COALESCE(?, order_id), payment_ref = COALESCE(?, payment_ref),
+                    lease_until = \(leaseEnd), event_seq = ?,
+                    failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
+                WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
+                """,
+                [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
+                 failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch,
+                 work.before.eventSequence]))
+        }
+        if createsOrder {
+            batch.append(SQLStatement(
+                """
+                INSERT INTO orders (id, saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)
+                """,
+                [saga.orderId, saga.id, saga.productId, saga.qty, saga.amountMinor, saga.currency, now, now]))
+        }
         if let orderStatus {
             guard let orderId = saga.orderId else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update") }
             batch.append(SQLStatement("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'PENDING'",
@@ -230,7 +245,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         // The product row last: a hot product's row lock is held from this statement to the commit only — they go
         // in the same round trip (MariaDB), so not across a trip to this server and back either.
         let taken = -work.stockDelta
-        var guarded: Set<Int> = [sagaUpdate]
+        var guarded: Set<Int> = opening ? [] : [sagaUpdate]
         var reservation: Int?
         if work.stockDelta < 0 {
             reservation = batch.count

@@ -103,6 +103,11 @@ enum SQLiteSchema {
         migrator.registerMigration("006_relay_lease") { db in
             try db.execute(sql: "CREATE TABLE relay_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until INTEGER NOT NULL)")
         }
+        // Issue 12: order ids from blocks (the MariaDB schema's 007; the same store code).
+        migrator.registerMigration("007_order_ids") { db in
+            try db.execute(sql: "CREATE TABLE id_blocks (name TEXT PRIMARY KEY, next_id INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO id_blocks (name, next_id) SELECT 'orders', COALESCE(MAX(id), 0) + 1 FROM orders")
+        }
         return migrator
     }
 }

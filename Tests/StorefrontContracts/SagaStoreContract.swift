@@ -44,6 +44,37 @@ public enum SagaStoreContract {
         #expect(missing.product == nil && missing.existing == nil)
     }
 
+    /// Order ids from blocks (SQL stores): `allocators` (one per server, small blocks) drawing at once hand out
+    /// unique ids, all past every order that exists; after `rewind` (the block row set back, as a restore from an
+    /// older backup would) a new store's order still gets an id past every existing order, and the purchase works.
+    public static func orderIDs(products: any ProductStore, sagas: any SagaStore, allocators: [@Sendable () async throws -> Int64],
+                                rewind: @Sendable () async throws -> Void, freshStore: () -> any SagaStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("order-ids", stock: 10), now: now)
+        let chain = SagaPlan.chain(from: .started, .forward)
+        #expect(chain.contains { $0.effect == .createOrder }, "the opening chain creates the order")
+        guard case .created(let first) = try await sagas.begin(newSaga(p.id, qty: 1), then: chain, now: now) else { Issue.record("begin"); return }
+        let existing = try #require(first.orderId)
+        #expect(try await sagas.order(id: existing)?.sagaId == first.id, "the order row has the id the saga carries")
+        let drawn = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for next in allocators {
+                group.addTask { var ids: [Int64] = []; for _ in 0..<40 { ids.append(try await next()) }; return ids }
+                group.addTask { var ids: [Int64] = []; for _ in 0..<40 { ids.append(try await next()) }; return ids }
+            }
+            return try await group.reduce(into: [Int64]()) { $0 += $1 }
+        }
+        #expect(drawn.count == allocators.count * 80)
+        #expect(Set(drawn).count == drawn.count, "every id handed out once")
+        #expect(drawn.allSatisfy { $0 > existing }, "past the order that existed")
+
+        try await rewind()
+        let store = freshStore()
+        guard case .created(let second) = try await store.begin(newSaga(p.id, qty: 1), then: chain, now: now) else { Issue.record("begin after rewind"); return }
+        let id = try #require(second.orderId)
+        #expect(id > existing, "a block row set back still starts past every order")
+        #expect(try await store.order(id: id)?.sagaId == second.id)
+        #expect(second.state == .orderCreated)
+    }
+
     /// The relay's lease on a shared outbox (SQL stores): one holder at a time; renewed by its holder; free
     /// for another once released or lapsed (the database's clock: a real wait).
     public static func relayLease(_ outbox: any OutboxStore) async throws {

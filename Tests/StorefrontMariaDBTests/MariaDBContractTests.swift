@@ -51,6 +51,15 @@ struct MariaDBContractTests {
         await db.close()
     }
 
+    @Test func orderIDsContract() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let a = SQLOrderIDs(database: db, blockSize: 7), b = SQLOrderIDs(database: db, blockSize: 7)
+        try await SagaStoreContract.orderIDs(products: db.products, sagas: db.sagas(), allocators: [{ try await a.next() }, { try await b.next() }],
+                                             rewind: { try await db.write { s in _ = try s.run("UPDATE id_blocks SET next_id = 1") } },
+                                             freshStore: { db.sagas() })
+        await db.close()
+    }
+
     @Test func relayLeaseContract() async throws {
         guard let db = try await freshMariaDB() else { return }
         try await SagaStoreContract.relayLease(db.sagas())
@@ -72,7 +81,7 @@ struct MariaDBContractTests {
             try await group.waitForAll()
         }
         #expect(try await db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held",
-                                                   "005_sagas_by_state", "006_relay_lease"])
+                                                   "005_sagas_by_state", "006_relay_lease", "007_order_ids"])
         try await db.checkHealth()
         await db.close()
     }

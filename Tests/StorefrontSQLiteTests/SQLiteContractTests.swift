@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import StorefrontContracts
 import StorefrontCore
+import StorefrontSQL
 @testable import StorefrontSQLite
 import Testing
 
@@ -32,6 +33,14 @@ struct SQLiteContractTests {
         try await SagaStoreContract.relayLease(try temporarySQLite().sagas())
     }
 
+    @Test func orderIDsContract() async throws {
+        let db = try temporarySQLite()
+        let a = SQLOrderIDs(database: db, blockSize: 7), b = SQLOrderIDs(database: db, blockSize: 7)
+        try await SagaStoreContract.orderIDs(products: db.products, sagas: db.sagas(), allocators: [{ try await a.next() }, { try await b.next() }],
+                                             rewind: { try await db.write { s in _ = try s.run("UPDATE id_blocks SET next_id = 1") } },
+                                             freshStore: { db.sagas() })
+    }
+
     @Test func paymentLedgerContract() async throws {
         try await PaymentLedgerContract.run(try temporarySQLite().payments)
     }
@@ -40,7 +49,7 @@ struct SQLiteContractTests {
         let db = try temporarySQLite()
         try db.migrate()
         #expect(try db.appliedMigrations() == ["001_initial", "002_saga_epoch", "003_saga_attention", "004_stock_excludes_held",
-                                            "006_relay_lease"])
+                                            "006_relay_lease", "007_order_ids"])
         try await db.checkHealth()
     }
 
