@@ -33,75 +33,6 @@ final class WorkQueue<T: Sendable>: Sendable {
     func next() -> T? { items.withLock { $0.popFirst() } }
 }
 
-/// The open-loop queue: the scheduler puts each request in at its intended time; a connection that is free
-/// takes the oldest. When every connection is busy requests wait here, and their latency counts the wait —
-/// measured from the intended send time, so a slow server cannot hide its slowness by slowing the client
-/// down (coordinated omission).
-final class JobQueue: Sendable {
-    struct Job: Sendable {
-        var index: Int
-        var intended: ContinuousClock.Instant
-    }
-
-    private struct State {
-        var jobs: Deque<Job> = []
-        var waiters: Deque<(id: Int, continuation: CheckedContinuation<Job?, Never>)> = []
-        var finished = false
-        var nextWaiter = 0
-        var maxBacklog = 0
-    }
-
-    private let state = Mutex(State())
-
-    func push(_ job: Job) {
-        let waiter = state.withLock { state -> CheckedContinuation<Job?, Never>? in
-            if let waiter = state.waiters.popFirst() { return waiter.continuation }
-            state.jobs.append(job)
-            state.maxBacklog = max(state.maxBacklog, state.jobs.count)
-            return nil
-        }
-        waiter?.resume(returning: job)
-    }
-
-    func finish() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Job?, Never>] in
-            state.finished = true
-            defer { state.waiters = [] }
-            return state.waiters.map(\.continuation)
-        }
-        for waiter in waiters { waiter.resume(returning: nil) }
-    }
-
-    /// The oldest job; nil once finished and empty, or when the task is cancelled.
-    func pop() async -> Job? {
-        let id = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Job?? in
-                    if let job = state.jobs.popFirst() { return .some(job) }
-                    if state.finished || Task.isCancelled { return .some(nil) }
-                    state.waiters.append((id, continuation))
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Job?, Never>? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index).continuation
-            }
-            waiter?.resume(returning: nil)
-        }
-    }
-
-    var backlog: Int { state.withLock { $0.jobs.count } }
-    /// The most requests ever waiting for a free connection.
-    var maxBacklog: Int { state.withLock { $0.maxBacklog } }
-}
-
 /// What the runner measured: latency histograms (µs) per class of answer, answers by status, a timeline.
 final class LoadRecorder: Sendable {
     struct Summary: Sendable {
@@ -188,97 +119,55 @@ struct LoadRunner: Sendable {
     let duration: Duration
     let warmup: Duration
     let progress: (@Sendable (String) -> Void)?
+    /// No answer within this: the connection is closed and the request counts as `timeout`.
+    var timeout: Duration = .seconds(30)
 
     /// Runs `request(i)` for i = 0, 1, …; `answered` sees every purchase's answer (for the invariant checks).
+    /// The connections are spread over the event loops, and each loop sends, reads and records its own
+    /// requests (`LoopDriver`). Open loop: request i is meant to go at start + i / rate, on loop i mod loops, on
+    /// that loop's free connection — or it waits for one, and its latency counts the wait, measured from the
+    /// intended send time, so a slow server cannot hide its slowness by slowing the client down (coordinated
+    /// omission).
     func run(_ request: @escaping @Sendable (Int) -> LoadRequest,
              answered: @escaping @Sendable (LoadRequest, HTTPReply?) -> Void) async throws -> LoadRecorder {
-        let eventLoops = MultiThreadedEventLoopGroup.singleton
+        let group = MultiThreadedEventLoopGroup.singleton
         let tls = try LoadConnection.tlsContext(for: target)
+        let clients: Int
+        switch model {
+        case .open: clients = max(1, connections)
+        case .closed(let n): clients = max(1, n)
+        }
+        let loops = Array(group.makeIterator()).prefix(clients)
         let start = ContinuousClock.now + .milliseconds(200)
         let recorder = LoadRecorder(start: start, warmup: warmup)
         let end = start + warmup + duration
-        let queue = JobQueue()
-        let sent = Tickets()
-        let clients: Int
-        switch model {
-        case .open: clients = connections
-        case .closed(let n): clients = n
+        let backlog = Backlog()
+        let plan = DriverPlan(target: target, tls: tls, model: model, request: request, answered: answered, recorder: recorder,
+                              start: start, end: end, timeout: timeout, tickets: Tickets(), backlog: backlog, loops: loops.count)
+        let drivers = loops.enumerated().map { k, loop in
+            LoopDriver(loop: loop, plan: plan, share: k, slots: clients / loops.count + (k < clients % loops.count ? 1 : 0))
         }
+        // Connected before the start: handshakes are not what is measured.
+        for driver in drivers { try await driver.connectAll().get() }
+        let finished = drivers.map { $0.run() }
 
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if case .open(let rate) = model {
-                group.addTask {
-                    defer { queue.finish() }
-                    let interval = Duration.nanoseconds(Int64(1e9 / rate))
-                    var next = 0
-                    while true {
-                        let now = ContinuousClock.now
-                        while start + interval * next <= now {
-                            let intended = start + interval * next
-                            guard intended < end else { return }
-                            queue.push(.init(index: next, intended: intended))
-                            next += 1
-                        }
-                        try await Task.sleep(until: start + interval * next, tolerance: .microseconds(200))
-                    }
+        let reporter = progress.map { progress in
+            Task {
+                var last = 0
+                while ContinuousClock.now < end {
+                    try await Task.sleep(for: .seconds(1))
+                    let completed = recorder.completed
+                    let errors = recorder.statuses.filter { $0.key.contains("error") || $0.key.contains(" 5") }.values.reduce(0, +)
+                    let elapsed = ContinuousClock.now - start
+                    progress(String(format: "  %5.1f s  %6d req/s  %7d done  %6d waiting to be sent  %5d errors", Double(elapsed.components.seconds),
+                                    completed - last, completed, backlog.count, errors))
+                    last = completed
                 }
             }
-            for _ in 0..<clients {
-                group.addTask {
-                    // Connected before the start: handshakes are not what is measured.
-                    var connection = try? await LoadConnection.connect(to: target, tls: tls, group: eventLoops)
-                    while true {
-                        let job: JobQueue.Job
-                        switch model {
-                        case .open:
-                            guard let next = await queue.pop() else { await connection?.close(); return }
-                            job = next
-                        case .closed:
-                            let now = ContinuousClock.now
-                            if now < start { try await Task.sleep(until: start, tolerance: .milliseconds(1)) }
-                            guard ContinuousClock.now < end else { await connection?.close(); return }
-                            job = .init(index: sent.next(), intended: .now)
-                        }
-                        let request = request(job.index)
-                        // Purchases carry their key: a request that fails on a reused connection (closed by the
-                        // server while idle) is sent once more on a new one; its latency still counts from its
-                        // intended time.
-                        let result: LoadConnection.Exchange
-                        if let purchase = request.purchase {
-                            result = await LoadConnection.exchange(&connection, target: target, tls: tls, resendable: true, .POST, request.path,
-                                                                   headers: [("Idempotency-Key", purchase.key)],
-                                                                   body: ByteBuffer(string: #"{"productId":\#(purchase.product),"qty":\#(purchase.qty)}"#))
-                        } else {
-                            result = await LoadConnection.exchange(&connection, target: target, tls: tls, resendable: true, .GET, request.path)
-                        }
-                        let reply = result.reply
-                        let failure = result.failure
-                        if reply == nil, result.onFreshConnection, case .closed = model { try await Task.sleep(for: .milliseconds(100)) }  // refused: no tight loop
-                        let done = ContinuousClock.now
-                        let status = reply.map { "\($0.status)" + ($0.errorCode.map { " \($0)" } ?? "") } ?? failure
-                        recorder.record(class: Self.answerClass(request, reply), status: status, latency: done - job.intended, intended: job.intended, done: done)
-                        if request.purchase != nil { answered(request, reply) }
-                    }
-                }
-            }
-            if let progress {
-                group.addTask {
-                    var last = 0
-                    while ContinuousClock.now < end {
-                        try await Task.sleep(for: .seconds(1))
-                        let completed = recorder.completed
-                        let errors = recorder.statuses.filter { $0.key.contains("error") || $0.key.contains(" 5") }.values.reduce(0, +)
-                        let elapsed = ContinuousClock.now - start
-                        progress(String(format: "  %5.1f s  %6d req/s  %7d done  %6d waiting to be sent  %5d errors", Double(elapsed.components.seconds),
-                                        completed - last, completed, queue.backlog, errors))
-                        last = completed
-                    }
-                }
-            }
-            try await group.next()  // the scheduler (open) or a client (closed) finishing first is fine
-            try await group.waitForAll()
         }
-        recorder.noteBacklog(queue.maxBacklog)
+        for part in finished { try await part.get() }
+        reporter?.cancel()
+        recorder.noteBacklog(backlog.max)
         return recorder
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
+import NIOPosix
 import HummingbirdTesting
 @testable import StorefrontLoad
 import Synchronization
@@ -18,25 +20,108 @@ struct LoadGeneratorTests {
         #expect(throws: LoadError.self) { try LoadTarget(url: "127.0.0.1:8080") }
     }
 
-    @Test func theJobQueueIsFirstInFirstOutAndEnds() async {
-        let queue = JobQueue()
-        let t0 = ContinuousClock.now
-        for i in 0..<3 { queue.push(.init(index: i, intended: t0)) }
-        #expect(await queue.pop()?.index == 0)
-        #expect(await queue.pop()?.index == 1)
-        queue.finish()
-        #expect(await queue.pop()?.index == 2, "what was queued is still handed out")
-        #expect(await queue.pop() == nil)
-        // A waiting consumer gets the next push, and nil at the end.
-        let later = JobQueue()
-        async let first = later.pop()
-        try? await Task.sleep(for: .milliseconds(50))
-        later.push(.init(index: 7, intended: t0))
-        #expect(await first?.index == 7)
-        async let none = later.pop()
-        try? await Task.sleep(for: .milliseconds(50))
-        later.finish()
-        #expect(await none == nil)
+    /// A server on raw SwiftNIO that misbehaves on purpose, by path: `/close` answers with `Connection: close`
+    /// and closes; `/once` answers a connection's first request and drops the connection on the second
+    /// (unanswered, as a server closing an idle keep-alive connection does); `/drop` drops every request;
+    /// `/frozen` never answers. Counts the connections it accepted.
+    final class Misbehaving: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        private var served = 0
+        private var uri = ""
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): uri = head.uri; return
+            case .body: return
+            case .end: served += 1
+            }
+            switch uri {
+            case "/frozen": return
+            case "/drop": context.close(promise: nil)
+            case "/once" where served > 1: context.close(promise: nil)
+            default:
+                var headers = HTTPHeaders([("Content-Length", "2")])
+                let close = uri == "/close"
+                if close { headers.add(name: "Connection", value: "close") }
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "ok")))), promise: nil)
+                let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+                if close { done.whenComplete { _ in context.close(promise: nil) } }
+            }
+        }
+    }
+
+    final class Count: Sendable {
+        private let n = Atomic<Int>(0)
+        func add() { n.add(1, ordering: .relaxed) }
+        var value: Int { n.load(ordering: .relaxed) }
+    }
+
+    static func misbehavingServer() async throws -> (channel: any Channel, accepted: Count) {
+        let accepted = Count()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .childChannelInitializer { channel in
+                accepted.add()
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Misbehaving())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, accepted)
+    }
+
+    static func closedLoop(_ port: Int, _ path: String, seconds: Int = 1, timeout: Duration = .seconds(30)) async throws -> LoadRecorder {
+        var runner = LoadRunner(target: try LoadTarget(url: "http://127.0.0.1:\(port)"), model: .closed(clients: 1), connections: 1,
+                                duration: .seconds(seconds), warmup: .zero, progress: nil)
+        runner.timeout = timeout
+        return try await runner.run({ _ in LoadRequest(kind: .viewHit, path: path) }) { _, _ in }
+    }
+
+    /// A connection the server closes — announced (`Connection: close`) or not (dropped under a request that
+    /// was written on it) — costs no request: the next goes, or the dropped one goes once more, on a new one.
+    @Test func serverClosedConnectionsLoseNoRequest() async throws {
+        let (server, accepted) = try await Self.misbehavingServer()
+        defer { server.close(promise: nil) }
+        let port = server.localAddress!.port!
+
+        let announced = try await Self.closedLoop(port, "/close")
+        #expect(announced.statuses.keys.sorted() == ["view-hit 200"], "\(announced.statuses)")
+        let answered = announced.statuses["view-hit 200"] ?? 0
+        #expect(answered > 10)
+        #expect(accepted.value >= answered, "one connection per answer")
+
+        let before = accepted.value
+        let dropped = try await Self.closedLoop(port, "/once")
+        #expect(dropped.statuses.keys.sorted() == ["view-hit 200"], "every dropped request was sent again: \(dropped.statuses)")
+        let once = dropped.statuses["view-hit 200"] ?? 0
+        #expect(once > 10)
+        #expect(accepted.value - before >= once, "each connection served one request")
+    }
+
+    /// A request dropped on a fresh connection is not sent a third time: it counts as a failure, and the
+    /// closed loop pauses before its next (no tight loop against a failing server).
+    @Test func aRequestDroppedTwiceIsAFailure() async throws {
+        let (server, accepted) = try await Self.misbehavingServer()
+        defer { server.close(promise: nil) }
+        let recorder = try await Self.closedLoop(server.localAddress!.port!, "/drop")
+        let failures = recorder.statuses["view-hit failed connect_error"] ?? 0
+        #expect(recorder.statuses.keys.sorted() == ["view-hit failed connect_error"], "\(recorder.statuses)")
+        #expect(failures >= 2 && failures <= 11, "about one per 100 ms pause: \(failures)")
+        #expect(accepted.value <= 2 * failures + 1, "sent twice at most: the pre-connected one, then a fresh one")
+    }
+
+    /// A server that never answers: each request ends at the timeout (its connection closed), and the run ends.
+    @Test func aFrozenServerTimesOutAndTheRunEnds() async throws {
+        let (server, _) = try await Self.misbehavingServer()
+        defer { server.close(promise: nil) }
+        let started = ContinuousClock.now
+        let recorder = try await Self.closedLoop(server.localAddress!.port!, "/frozen", seconds: 1, timeout: .milliseconds(300))
+        #expect(recorder.statuses.keys.sorted() == ["view-hit failed timeout"], "\(recorder.statuses)")
+        #expect((recorder.statuses["view-hit failed timeout"] ?? 0) >= 2)
+        #expect(ContinuousClock.now - started < .seconds(20), "the run ended")
     }
 
     /// The point of an open loop: a server that takes 50 ms per request on one connection serves 20/s; offered
