@@ -21,8 +21,15 @@ public protocol DatabaseEngine: Sendable {
 /// The embedded engine: one SQLite file.
 struct EmbeddedEngine: DatabaseEngine {
     let database: SQLiteDatabase
+    /// One saga store for the server's life (it holds the server's block of order ids).
+    let sagas: any SagaStore & OutboxStore
+
+    init(database: SQLiteDatabase) {
+        self.database = database
+        sagas = database.sagas()
+    }
+
     var products: any ProductStore { database.products }
-    var sagas: any SagaStore & OutboxStore { database.sagas() }
     var payments: any PaymentLedger { database.payments }
     var healthChecks: [any HealthCheckable] { [database] }
     var monitorRound: (@Sendable () async -> Void)? { nil }
@@ -34,8 +41,15 @@ struct EmbeddedEngine: DatabaseEngine {
 /// MariaDB: a primary and its replicas.
 struct MariaDBEngine: DatabaseEngine {
     let database: MariaDBDatabase
+    /// One saga store for the server's life (it holds the server's block of order ids).
+    let sagas: any SagaStore & OutboxStore
+
+    init(database: MariaDBDatabase) {
+        self.database = database
+        sagas = database.sagas()
+    }
+
     var products: any ProductStore { database.products }
-    var sagas: any SagaStore & OutboxStore { database.sagas() }
     var payments: any PaymentLedger { database.payments }
     var healthChecks: [any HealthCheckable] { database.hasReplicas ? [database, database.replicaHealth, database.writeHealth] : [database] }
     var monitorRound: (@Sendable () async -> Void)? {

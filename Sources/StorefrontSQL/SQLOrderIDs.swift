@@ -51,14 +51,23 @@ public final class SQLOrderIDs: Sendable {
         }
     }
 
+    /// Drops what is left of the current block: one of its ids was taken already (an order written by a server
+    /// from before migration 007, or a block row restored from an older backup). The next id comes from a new
+    /// block, which starts past every order.
+    public func discardBlock() {
+        state.withLock { s in s.next = s.end }
+    }
+
     /// Reserves `size` ids: past every id the block row has handed out and every order that exists (an order
-    /// written by an older server, or a block row restored from an older backup, is never collided with).
+    /// written by an older server, or a block row restored from an older backup, is not handed out again).
+    /// The orders' maximum is a plain read before the block row's update: read inside the UPDATE, InnoDB
+    /// would lock the end of the orders index while purchases insert there.
     static func reserve(_ size: Int64, on database: any SQLExecutor) async throws -> Range<Int64> {
         try await database.write { s in
-            let floor = "(SELECT COALESCE(MAX(id), 0) + 1 FROM orders)"
+            let floor = try s.row("SELECT COALESCE(MAX(id), 0) + 1 AS floor FROM orders")?.int("floor") ?? 1
             let changed = try s.run(
-                "UPDATE id_blocks SET next_id = CASE WHEN next_id > \(floor) THEN next_id ELSE \(floor) END + ? WHERE name = 'orders'",
-                [size]).rows
+                "UPDATE id_blocks SET next_id = CASE WHEN next_id > ? THEN next_id ELSE ? END + ? WHERE name = 'orders'",
+                [floor, floor, size]).rows
             guard changed == 1, let end = try s.row("SELECT next_id FROM id_blocks WHERE name = 'orders'")?.int("next_id") else {
                 throw SQLSchemaMissing(description: "id_blocks has no 'orders' row: run `storefront db migrate` (migration 007)")
             }

@@ -42,16 +42,22 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     var leaseEnd: String { "\(database.dialect.nowMillis) + ?" }
 
     public func begin(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
-        do {
+        var attempt = 1
+        while true {
             do {
-                return try await open(new, chain: chain, now: now)
-            } catch is EffectRefused {
-                // Too little stock for the reservation: the saga is opened already failed, nothing held.
-                return try await open(new, chain: [SagaPlan.insufficientStock(available: nil)], now: now)
+                do {
+                    return try await open(new, chain: chain, now: now)
+                } catch is EffectRefused {
+                    // Too little stock for the reservation: the saga is opened already failed, nothing held.
+                    return try await open(new, chain: [SagaPlan.insufficientStock(available: nil)], now: now)
+                }
+            } catch let error as SQLUniqueViolation {
+                if let key = new.idempotencyKey, let existing = try await saga(idempotencyKey: key) { return .existing(existing) }
+                // Not the key: the order's id was taken (see `SQLOrderIDs.discardBlock`). Once more, from a new block.
+                guard attempt == 1 else { throw error }
+                orderIDs.discardBlock()
+                attempt += 1
             }
-        } catch let error as SQLUniqueViolation {
-            guard let key = new.idempotencyKey, let existing = try await saga(idempotencyKey: key) else { throw error }
-            return .existing(existing)
         }
     }
 
@@ -77,7 +83,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         let leaseEnd = leaseEnd
         let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
         do {
-            return try await database.write { [topic] s in
+            return try await withOrderID(orderId) { try await database.write { [topic] s in
                 guard let saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
                     throw SagaStoreInconsistency(sagaId: sagaId, detail: "no such saga")
                 }
@@ -85,7 +91,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
                 guard saga.state == first.from else { return .stale(saga) }
                 return .applied(try Self.perform(s, topic: topic, work: Work(saga: saga), chain: chain, fence: fence, lease: lease,
                                                  leaseEnd: leaseEnd, now: now, orderId: orderId))
-            }
+            } }
         } catch let refused as EffectRefused {
             return .rejected(refused.saga)
         }
@@ -103,14 +109,25 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         let leaseEnd = leaseEnd
         let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
         do {
-            return try await database.write { [topic] s in
+            return try await withOrderID(orderId) { try await database.write { [topic] s in
                 .applied(try Self.perform(s, topic: topic, work: Work(saga: expected), chain: chain, fence: expected.fence, lease: lease,
                                           leaseEnd: leaseEnd, now: now, orderId: orderId, unread: true))
-            }
+            } }
         } catch is SagaMoved {
             return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
         } catch let refused as EffectRefused {
             return .rejected(refused.saga)
+        }
+    }
+
+    /// `body`, which writes an order with `orderId`: if that id was taken, the rest of its block is dropped (the
+    /// step fails now and its retry gets an id from a new block).
+    private func withOrderID<T>(_ orderId: Int64?, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SQLUniqueViolation {
+            if orderId != nil { orderIDs.discardBlock() }
+            throw error
         }
     }
 

@@ -47,8 +47,11 @@ public enum SagaStoreContract {
     /// Order ids from blocks (SQL stores): `allocators` (one per server, small blocks) drawing at once hand out
     /// unique ids, all past every order that exists; after `rewind` (the block row set back, as a restore from an
     /// older backup would) a new store's order still gets an id past every existing order, and the purchase works.
+    /// An id of the store's current block already taken (`insertOrder(id, sagaId)`: an older server's
+    /// AUTO_INCREMENT order) costs no purchase: the rest of the block is dropped and the opening retried once.
     public static func orderIDs(products: any ProductStore, sagas: any SagaStore, allocators: [@Sendable () async throws -> Int64],
-                                rewind: @Sendable () async throws -> Void, freshStore: () -> any SagaStore) async throws {
+                                rewind: @Sendable () async throws -> Void, freshStore: () -> any SagaStore,
+                                insertOrder: @Sendable (Int64, UUID) async throws -> Void) async throws {
         let p = try await products.create(ProductStoreContract.mug("order-ids", stock: 10), now: now)
         let chain = SagaPlan.chain(from: .started, .forward)
         #expect(chain.contains { $0.effect == .createOrder }, "the opening chain creates the order")
@@ -73,6 +76,18 @@ public enum SagaStoreContract {
         #expect(id > existing, "a block row set back still starts past every order")
         #expect(try await store.order(id: id)?.sagaId == second.id)
         #expect(second.state == .orderCreated)
+
+        // The store's next id (id + 1, same block) is taken behind its back.
+        guard case .created(let bare) = try await store.begin(newSaga(p.id, qty: 1), now: now) else { Issue.record("begin bare"); return }
+        try await insertOrder(id + 1, bare.id)
+        guard case .created(let third) = try await store.begin(newSaga(p.id, qty: 1, key: "order-ids-taken"), then: chain, now: now) else {
+            Issue.record("begin with a taken id"); return
+        }
+        let thirdId = try #require(third.orderId)
+        #expect(thirdId > id + 1, "an id from a new block, past the taken one")
+        #expect(try await store.order(id: thirdId)?.sagaId == third.id)
+        #expect(try await store.order(id: id + 1)?.sagaId == bare.id, "the taken id's order is untouched")
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 10 - 3, "the failed attempt took no stock")
     }
 
     /// The relay's lease on a shared outbox (SQL stores): one holder at a time; renewed by its holder; free
@@ -149,6 +164,29 @@ public enum SagaStoreContract {
         }
         #expect(failed.state == .failed)
         #expect(try await sagas.steps(sagaId: s4.id).map(\.name) == [.startSaga, .failSaga])
+
+        // the same for a chain that creates the order: the former owner's copy writes no order (it is fenced
+        // before its order row could collide with the new owner's), the new owner's creates one, and its own
+        // copy replayed is stale — one order
+        guard case .created(let s5) = try await sagas.begin(newSaga(p.id, qty: 1, lease: .milliseconds(1)), then: [step(.started)], now: now)
+        else { Issue.record("begin 5"); return }
+        #expect(s5.state == .reserved)
+        try await Task.sleep(for: .milliseconds(20))
+        let taken = try #require(try await sagas.claimExpired(owner: "app-2", lease: .seconds(30), limit: 100, now: now).first { $0.id == s5.id })
+        guard case .fenced = try await sagas.apply([step(.reserved)], to: s5, lease: .seconds(30), now: now) else {
+            Issue.record("the former owner created the order"); return
+        }
+        #expect(try await sagas.saga(id: s5.id)?.orderId == nil)
+        guard case .applied(let ordered) = try await sagas.apply([step(.reserved)], to: taken, lease: .seconds(30), now: now) else {
+            Issue.record("the new owner's copy could not create the order"); return
+        }
+        let orderId = try #require(ordered.orderId)
+        #expect(try await sagas.order(id: orderId)?.sagaId == s5.id)
+        guard case .stale = try await sagas.apply([step(.reserved)], to: taken, lease: .seconds(30), now: now) else {
+            Issue.record("the order was created twice"); return
+        }
+        #expect(try await sagas.saga(id: s5.id)?.orderId == orderId)
+        #expect(try await sagas.steps(sagaId: s5.id).map(\.name) == [.startSaga, .reserveInventory, .createOrder])
     }
 
     /// Recovery's backoff and its last resort: a saga left to a person, and the operator's retry and take-over.

@@ -38,7 +38,15 @@ struct SQLiteContractTests {
         let a = SQLOrderIDs(database: db, blockSize: 7), b = SQLOrderIDs(database: db, blockSize: 7)
         try await SagaStoreContract.orderIDs(products: db.products, sagas: db.sagas(), allocators: [{ try await a.next() }, { try await b.next() }],
                                              rewind: { try await db.write { s in _ = try s.run("UPDATE id_blocks SET next_id = 1") } },
-                                             freshStore: { db.sagas() })
+                                             freshStore: { db.sagas() },
+                                             insertOrder: { id, saga in
+                                                 try await db.write { s in
+                                                     _ = try s.run("""
+                                                         INSERT INTO orders (id, saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
+                                                         SELECT ?, id, product_id, qty, amount_minor, currency, 'PENDING', created_at, updated_at FROM sagas WHERE id = ?
+                                                         """, [id, saga])
+                                                 }
+                                             })
     }
 
     @Test func paymentLedgerContract() async throws {
