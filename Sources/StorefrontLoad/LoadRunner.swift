@@ -124,8 +124,8 @@ struct LoadRunner: Sendable {
 
     /// Runs `request(i)` for i = 0, 1, …; `answered` sees every purchase's answer (for the invariant checks).
     /// The connections are spread over the event loops, and each loop sends, reads and records its own
-    /// requests (`LoopDriver`). Open loop: request i is meant to go at start + i / rate, on loop i mod loops, on
-    /// that loop's free connection — or it waits for one, and its latency counts the wait, measured from the
+    /// requests (`LoopDriver`). Open loop: request i is meant to go at start + i / rate, on a free connection of
+    /// the loop that owns connection i mod connections — or it waits for one, and its latency counts the wait, measured from the
     /// intended send time, so a slow server cannot hide its slowness by slowing the client down (coordinated
     /// omission).
     func run(_ request: @escaping @Sendable (Int) -> LoadRequest,
@@ -137,19 +137,20 @@ struct LoadRunner: Sendable {
         case .open: clients = max(1, connections)
         case .closed(let n): clients = max(1, n)
         }
-        let loops = Array(group.makeIterator()).prefix(clients)
-        let start = ContinuousClock.now + .milliseconds(200)
-        let recorder = LoadRecorder(start: start, warmup: warmup)
-        let end = start + warmup + duration
+        let loops = Array(Array(group.makeIterator()).prefix(clients))
         let backlog = Backlog()
-        let plan = DriverPlan(target: target, tls: tls, model: model, request: request, answered: answered, recorder: recorder,
-                              start: start, end: end, timeout: timeout, tickets: Tickets(), backlog: backlog, loops: loops.count)
+        let plan = DriverPlan(target: target, tls: tls, model: model, request: request, answered: answered, timeout: timeout,
+                              tickets: Tickets(), backlog: backlog, slots: clients)
+        // Slot s is loop s mod loops's; the open loop's request i goes with slot i mod clients.
         let drivers = loops.enumerated().map { k, loop in
-            LoopDriver(loop: loop, plan: plan, share: k, slots: clients / loops.count + (k < clients % loops.count ? 1 : 0))
+            LoopDriver(loop: loop, plan: plan, owning: Array(stride(from: k, to: clients, by: loops.count)))
         }
         // Connected before the start: handshakes are not what is measured.
         for driver in drivers { try await driver.connectAll().get() }
-        let finished = drivers.map { $0.run() }
+        let start = ContinuousClock.now + .milliseconds(200)
+        let recorder = LoadRecorder(start: start, warmup: warmup)
+        let end = start + warmup + duration
+        let finished = drivers.map { $0.run(DriverRun(start: start, end: end, recorder: recorder)) }
 
         let reporter = progress.map { progress in
             Task {
@@ -165,7 +166,11 @@ struct LoadRunner: Sendable {
                 }
             }
         }
-        for part in finished { try await part.get() }
+        try await withTaskCancellationHandler {
+            for part in finished { try await part.get() }
+        } onCancel: {
+            for driver in drivers { driver.stop() }
+        }
         reporter?.cancel()
         recorder.noteBacklog(backlog.max)
         return recorder

@@ -12,16 +12,22 @@ struct DriverPlan: Sendable {
     let model: LoadModel
     let request: @Sendable (Int) -> LoadRequest
     let answered: @Sendable (LoadRequest, HTTPReply?) -> Void
-    let recorder: LoadRecorder
-    let start: ContinuousClock.Instant
-    let end: ContinuousClock.Instant
     /// No answer within this: the connection is closed and the request counts as `timeout`.
     let timeout: Duration
     /// Closed loop: the next request's index, across loops.
     let tickets: Tickets
     let backlog: Backlog
-    /// How many loops share the open loop's schedule (request i is loop i mod `loops`'s).
-    let loops: Int
+    /// How many connections (open loop) or clients (closed loop) in all: request i of the open loop goes to
+    /// the loop that owns slot i mod `slots` (slot s is loop s mod loops's), so each loop's share of the rate
+    /// is its share of the connections.
+    let slots: Int
+}
+
+/// When a run starts and ends, and where it records.
+struct DriverRun: Sendable {
+    let start: ContinuousClock.Instant
+    let end: ContinuousClock.Instant
+    let recorder: LoadRecorder
 }
 
 /// Requests scheduled but not yet sent (open loop), across loops: now and at most.
@@ -60,6 +66,9 @@ final class LoopDriver: @unchecked Sendable {
         var reused = false
         var deadline: ContinuousClock.Instant?
         var stopped = false
+        /// Counts the requests put on this slot (and resends): a connection that completes for an attempt the
+        /// slot has moved past (its request timed out meanwhile) is closed, not attached.
+        var attempt = 0
     }
 
     struct Job {
@@ -71,23 +80,26 @@ final class LoopDriver: @unchecked Sendable {
 
     let loop: any EventLoop
     let plan: DriverPlan
-    /// Which share of the open loop's schedule: request indexes ≡ `share` (mod `plan.loops`).
-    let share: Int
+    /// The global numbers of this loop's slots: the open loop's request i is this loop's when i mod
+    /// `plan.slots` is one of them.
+    private let owned: [Int]
     private var slots: [Slot]
     private var idle: [Slot] = []
     private var queue: Deque<Job> = []
-    private var nextIndex: Int
+    /// The open loop's next request of this loop: `cycle * plan.slots + owned[position]`.
+    private var cycle = 0
+    private var position = 0
     private var scheduled = false
+    private var timing = DriverRun(start: .now, end: .now, recorder: LoadRecorder(start: .now, warmup: .zero))
     private let done: EventLoopPromise<Void>
     private var finished = false
     private var sweep: RepeatedTask?
 
-    init(loop: any EventLoop, plan: DriverPlan, share: Int, slots: Int) {
+    init(loop: any EventLoop, plan: DriverPlan, owning owned: [Int]) {
         self.loop = loop
         self.plan = plan
-        self.share = share
-        self.slots = (0..<slots).map { _ in Slot() }
-        nextIndex = share
+        self.owned = owned
+        slots = owned.map { _ in Slot() }
         done = loop.makePromise()
     }
 
@@ -95,18 +107,19 @@ final class LoopDriver: @unchecked Sendable {
     func connectAll() -> EventLoopFuture<Void> {
         loop.flatSubmit {
             let futures = self.slots.map { slot in
-                self.connect(slot).map { _ in () }.recover { _ in () }
+                self.connect().map { channel, handler in self.attach(channel, handler, to: slot) }.recover { _ in () }
             }
             return EventLoopFuture.andAllComplete(futures, on: self.loop)
         }
     }
 
-    /// Starts at `plan.start`; the future completes when this loop's part is over (open loop: every request
+    /// Starts at `run.start`; the future completes when this loop's part is over (open loop: every request
     /// scheduled before the end answered or failed; closed loop: every slot stopped after the end).
-    func run() -> EventLoopFuture<Void> {
+    func run(_ run: DriverRun) -> EventLoopFuture<Void> {
         loop.execute {
+            self.timing = run
             self.sweep = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in self.expire() }
-            let wait = Self.amount(self.plan.start - ContinuousClock.now)
+            let wait = Self.amount(run.start - ContinuousClock.now)
             self.loop.scheduleTask(in: wait) {
                 switch self.plan.model {
                 case .open:
@@ -121,6 +134,16 @@ final class LoopDriver: @unchecked Sendable {
         return done.futureResult
     }
 
+    /// The caller went away: nothing more is scheduled or started; what is in flight finishes.
+    func stop() {
+        loop.execute {
+            self.scheduled = true
+            while self.queue.popFirst() != nil { self.plan.backlog.taken() }
+            self.timing = DriverRun(start: self.timing.start, end: min(self.timing.end, .now), recorder: self.timing.recorder)
+            self.checkDone()
+        }
+    }
+
     static func amount(_ d: Duration) -> TimeAmount {
         let (seconds, attoseconds) = d.components
         return .nanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
@@ -128,14 +151,16 @@ final class LoopDriver: @unchecked Sendable {
 
     // MARK: open loop
 
-    /// Queues every request of this share whose intended time has come, sends what free connections allow,
-    /// and sets a timer for the next one.
+    /// Sends every request of this loop whose intended time has come — on a free connection, else it waits
+    /// in the queue (counted in the backlog) — and sets a timer for the next one.
     private func schedule() {
+        guard !scheduled else { return }
         let rate: Double = if case .open(let r) = plan.model { r } else { 1 }
         let now = ContinuousClock.now
         while true {
-            let intended = plan.start + .nanoseconds(Int64((Double(nextIndex) * 1e9 / rate).rounded()))
-            if intended >= plan.end {
+            let index = cycle * plan.slots + owned[position]
+            let intended = timing.start + .nanoseconds(Int64((Double(index) * 1e9 / rate).rounded()))
+            if intended >= timing.end {
                 scheduled = true
                 break
             }
@@ -143,14 +168,15 @@ final class LoopDriver: @unchecked Sendable {
                 loop.scheduleTask(in: Self.amount(intended - now)) { self.schedule() }
                 break
             }
-            queue.append(Job(index: nextIndex, intended: intended, request: plan.request(nextIndex)))
-            plan.backlog.added()
-            nextIndex += plan.loops
-        }
-        while !queue.isEmpty, let slot = idle.popLast() {
-            let job = queue.removeFirst()
-            plan.backlog.taken()
-            send(job, on: slot)
+            position += 1
+            if position == owned.count { (cycle, position) = (cycle + 1, 0) }
+            let job = Job(index: index, intended: intended, request: plan.request(index))
+            if let slot = idle.popLast() {
+                send(job, on: slot)
+            } else {
+                queue.append(job)
+                plan.backlog.added()
+            }
         }
         checkDone()
     }
@@ -170,7 +196,7 @@ final class LoopDriver: @unchecked Sendable {
             }
         case .closed:
             let now = ContinuousClock.now
-            guard now < plan.end else {
+            guard now < timing.end else {
                 slot.stopped = true
                 drop(slot)
                 return
@@ -182,6 +208,9 @@ final class LoopDriver: @unchecked Sendable {
 
     private func send(_ job: Job, on slot: Slot) {
         slot.job = job
+        slot.attempt += 1
+        // The request's time starts now, connecting included (a connect has its own 5 s besides).
+        slot.deadline = ContinuousClock.now + plan.timeout
         if let channel = slot.channel, channel.isActive {
             slot.reused = true
             write(job, on: slot)
@@ -189,17 +218,32 @@ final class LoopDriver: @unchecked Sendable {
         }
         drop(slot)
         slot.reused = false
-        connect(slot).whenComplete { result in
-            guard slot.job?.index == job.index else { return }
+        let attempt = slot.attempt
+        connect().whenComplete { result in
+            guard slot.attempt == attempt, slot.job != nil else {
+                // The slot moved on (this request timed out while connecting): not this connection's to serve.
+                if case .success(let (channel, _)) = result { channel.close(promise: nil) }
+                return
+            }
             switch result {
-            case .success: self.write(job, on: slot)
-            case .failure: self.finish(slot, reply: nil, failure: "connect_error")
+            case .success(let (channel, handler)):
+                self.attach(channel, handler, to: slot)
+                self.write(job, on: slot)
+            case .failure:
+                self.finish(slot, reply: nil, failure: "connect_error")
             }
         }
     }
 
-    private func connect(_ slot: Slot) -> EventLoopFuture<any Channel> {
-        let handler = ReplyHandler(driver: self, slot: slot)
+    private func attach(_ channel: any Channel, _ handler: ReplyHandler, to slot: Slot) {
+        slot.channel = channel
+        slot.handler = handler
+        handler.slot = slot
+    }
+
+    /// A new connection and its handler, not yet anyone's (`attach` gives it to a slot).
+    private func connect() -> EventLoopFuture<(any Channel, ReplyHandler)> {
+        let handler = ReplyHandler(driver: self)
         let (target, tls) = (plan.target, plan.tls)
         let isIP = target.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
         return ClientBootstrap(group: loop)
@@ -215,16 +259,11 @@ final class LoopDriver: @unchecked Sendable {
                 }
             }
             .connect(host: target.host, port: target.port)
-            .map { channel in
-                slot.channel = channel
-                slot.handler = handler
-                return channel
-            }
+            .map { channel in (channel, handler) }
     }
 
     private func write(_ job: Job, on slot: Slot) {
         guard let channel = slot.channel else { return finish(slot, reply: nil, failure: "io_error") }
-        slot.deadline = ContinuousClock.now + plan.timeout
         var headers = HTTPHeaders([("Host", "\(plan.target.host):\(plan.target.port)"), ("User-Agent", "storefront-load")])
         var body: ByteBuffer?
         let method: HTTPMethod
@@ -293,7 +332,7 @@ final class LoopDriver: @unchecked Sendable {
         slot.deadline = nil
         let done = ContinuousClock.now
         let status = reply.map { "\($0.status)" + ($0.errorCode.map { " \($0)" } ?? "") } ?? failure
-        plan.recorder.record(class: LoadRunner.answerClass(job.request, reply), status: status, latency: done - job.intended,
+        timing.recorder.record(class: LoadRunner.answerClass(job.request, reply), status: status, latency: done - job.intended,
                              intended: job.intended, done: done)
         if job.request.purchase != nil { plan.answered(job.request, reply) }
         if reply == nil, !slot.reused, case .closed = plan.model {
@@ -313,6 +352,7 @@ final class LoopDriver: @unchecked Sendable {
         let over: Bool
         switch plan.model {
         case .open: over = scheduled && queue.isEmpty && slots.allSatisfy { $0.job == nil }
+        // (`stop` ends a closed loop as the end of the run does: each slot stops after its request in flight)
         case .closed: over = slots.allSatisfy(\.stopped)
         }
         guard over else { return }
@@ -330,13 +370,13 @@ final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
     private let driver: LoopDriver
-    private let slot: LoopDriver.Slot
+    /// The slot it serves, once attached.
+    var slot: LoopDriver.Slot?
     private var head: HTTPResponseHead?
     private var body: ByteBuffer?
 
-    init(driver: LoopDriver, slot: LoopDriver.Slot) {
+    init(driver: LoopDriver) {
         self.driver = driver
-        self.slot = slot
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -352,17 +392,17 @@ final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
                                   retryAfter: head.headers.first(name: "retry-after"), keepAlive: head.isKeepAlive)
             self.head = nil
             body = nil
-            driver.replied(reply, by: self, on: slot)
+            if let slot { driver.replied(reply, by: self, on: slot) }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        driver.failed(by: self, on: slot)
+        if let slot { driver.failed(by: self, on: slot) }
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        driver.failed(by: self, on: slot)
+        if let slot { driver.failed(by: self, on: slot) }
         context.fireChannelInactive()
     }
 }
