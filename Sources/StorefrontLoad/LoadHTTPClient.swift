@@ -27,6 +27,28 @@ public struct LoadTarget: Sendable, CustomStringConvertible {
     public var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
 }
 
+extension LoadTarget {
+    /// A keep-alive HTTP/1.1 client connection to the target (TLS when it says so) on `loop`; `reader` adds the
+    /// handler that reads the responses, last in the pipeline.
+    func connect(on loop: any EventLoop, tls: NIOSSLContext?, timeout: TimeAmount,
+                 reader: @escaping @Sendable (any Channel) throws -> Void) -> EventLoopFuture<any Channel> {
+        let (host, isIP) = (host, host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" })
+        return ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try reader(channel)
+                }
+            }
+            .connect(host: host, port: port)
+    }
+}
+
 /// No answer within the request timeout.
 struct LoadTimeout: Error, CustomStringConvertible {
     var description: String { "timeout" }
@@ -54,13 +76,35 @@ struct HTTPReply: Sendable {
     var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] }
 }
 
+/// A response's parts, assembled into an `HTTPReply` at its end.
+struct ReplyParts {
+    private var head: HTTPResponseHead?
+    private var body: ByteBuffer?
+
+    /// The whole reply once `part` ends it.
+    mutating func add(_ part: HTTPClientResponsePart) -> HTTPReply? {
+        switch part {
+        case .head(let head):
+            self.head = head
+            body = nil
+        case .body(var bytes):
+            if body == nil { body = bytes } else { body!.writeBuffer(&bytes) }
+        case .end:
+            guard let head else { return nil }
+            defer { (self.head, body) = (nil, nil) }
+            return HTTPReply(status: Int(head.status.code), body: body ?? ByteBuffer(),
+                             retryAfter: head.headers.first(name: "retry-after"), keepAlive: head.isKeepAlive)
+        }
+        return nil
+    }
+}
+
 /// Collects one response at a time (one request in flight per connection: HTTP/1.1 keep-alive, no pipelining).
 private final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private var pending: EventLoopPromise<HTTPReply>?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
+    private var parts = ReplyParts()
 
     func expect(_ promise: EventLoopPromise<HTTPReply>) {
         precondition(pending == nil, "one request at a time per connection")
@@ -74,22 +118,10 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = nil
-        case .body(var part):
-            if body == nil { body = part } else { body!.writeBuffer(&part) }
-        case .end:
-            guard let head else { return }
-            let reply = HTTPReply(status: Int(head.status.code), body: body ?? ByteBuffer(),
-                                  retryAfter: head.headers.first(name: "retry-after"), keepAlive: head.isKeepAlive)
-            self.head = nil
-            body = nil
-            let promise = pending
-            pending = nil
-            promise?.succeed(reply)
-        }
+        guard let reply = parts.add(unwrapInboundIn(data)) else { return }
+        let promise = pending
+        pending = nil
+        promise?.succeed(reply)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -118,22 +150,11 @@ final class LoadConnection: Sendable {
     static func connect(to target: LoadTarget, tls: NIOSSLContext?, group: any EventLoopGroup, timeout: Duration = .seconds(5)) async throws -> LoadConnection {
         let eventLoop = group.next()
         let collector = NIOLoopBoundBox.makeEmptyBox(valueType: ResponseCollector.self, eventLoop: eventLoop)
-        let isIP = target.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
-        let channel = try await ClientBootstrap(group: eventLoop)
-            .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : target.host))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    let handler = ResponseCollector()
-                    collector.value = handler
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
-            .connect(host: target.host, port: target.port).get()
+        let channel = try await target.connect(on: eventLoop, tls: tls, timeout: LoopDriver.amount(timeout)) { channel in
+            let handler = ResponseCollector()
+            collector.value = handler
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }.get()
         return LoadConnection(channel: channel, collector: collector, hostHeader: "\(target.host):\(target.port)")
     }
 

@@ -244,21 +244,9 @@ final class LoopDriver: @unchecked Sendable {
     /// A new connection and its handler, not yet anyone's (`attach` gives it to a slot).
     private func connect() -> EventLoopFuture<(any Channel, ReplyHandler)> {
         let handler = ReplyHandler(driver: self)
-        let (target, tls) = (plan.target, plan.tls)
-        let isIP = target.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
-        return ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : target.host))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
-            .connect(host: target.host, port: target.port)
+        return plan.target.connect(on: loop, tls: plan.tls, timeout: .seconds(5)) { channel in
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
             .map { channel in (channel, handler) }
     }
 
@@ -372,28 +360,15 @@ final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
     private let driver: LoopDriver
     /// The slot it serves, once attached.
     var slot: LoopDriver.Slot?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
+    private var parts = ReplyParts()
 
     init(driver: LoopDriver) {
         self.driver = driver
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = nil
-        case .body(var part):
-            if body == nil { body = part } else { body!.writeBuffer(&part) }
-        case .end:
-            guard let head else { return }
-            let reply = HTTPReply(status: Int(head.status.code), body: body ?? ByteBuffer(),
-                                  retryAfter: head.headers.first(name: "retry-after"), keepAlive: head.isKeepAlive)
-            self.head = nil
-            body = nil
-            if let slot { driver.replied(reply, by: self, on: slot) }
-        }
+        guard let reply = parts.add(unwrapInboundIn(data)), let slot else { return }
+        driver.replied(reply, by: self, on: slot)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -58,12 +58,7 @@ struct MariaDBContractTests {
                                              rewind: { try await db.write { s in _ = try s.run("UPDATE id_blocks SET next_id = 1") } },
                                              freshStore: { db.sagas() },
                                              insertOrder: { id, saga in
-                                                 try await db.write { s in
-                                                     _ = try s.run("""
-                                                         INSERT INTO orders (id, saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
-                                                         SELECT ?, id, product_id, qty, amount_minor, currency, 'PENDING', created_at, updated_at FROM sagas WHERE id = ?
-                                                         """, [id, saga])
-                                                 }
+                                                 try await db.write { s in _ = try s.run(SagaStoreContract.insertOrderSQL, [id, saga]) }
                                              })
         await db.close()
     }
