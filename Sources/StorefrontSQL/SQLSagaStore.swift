@@ -63,7 +63,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
 
     private func open(_ new: NewSaga, chain: [SagaTransition], now: Date) async throws -> BeginResult {
         let leaseEnd = leaseEnd
-        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
+        let orderId = try await orderID(for: chain)
         return try await database.write { [topic] s in
             let started = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
                                amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
@@ -81,7 +81,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         guard let first = chain.first else { throw SagaStoreInconsistency(sagaId: sagaId, detail: "empty chain of transitions") }
         let lock = database.dialect.forUpdate
         let leaseEnd = leaseEnd
-        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
+        let orderId = try await orderID(for: chain)
         do {
             return try await withOrderID(orderId) { try await database.write { [topic] s in
                 guard let saga = try Self.fetchSaga(s, id: sagaId, lock: lock) else {
@@ -107,7 +107,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
             return try await apply(chain, sagaId: expected.id, fence: expected.fence, lease: lease, now: now)
         }
         let leaseEnd = leaseEnd
-        let orderId = chain.contains(where: { $0.effect == .createOrder }) ? try await orderIDs.next() : nil
+        let orderId = try await orderID(for: chain)
         do {
             return try await withOrderID(orderId) { try await database.write { [topic] s in
                 .applied(try Self.perform(s, topic: topic, work: Work(saga: expected), chain: chain, fence: expected.fence, lease: lease,
@@ -118,6 +118,11 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         } catch let refused as EffectRefused {
             return .rejected(refused.saga)
         }
+    }
+
+    /// The id of the order `chain` creates, if it creates one.
+    private func orderID(for chain: [SagaTransition]) async throws -> Int64? {
+        chain.contains { $0.effect == .createOrder } ? try await orderIDs.next() : nil
     }
 
     /// `body`, which writes an order with `orderId`: if that id was taken, the rest of its block is dropped (the
