@@ -150,7 +150,7 @@ final class LoadConnection: Sendable {
     static func connect(to target: LoadTarget, tls: NIOSSLContext?, group: any EventLoopGroup, timeout: Duration = .seconds(5)) async throws -> LoadConnection {
         let eventLoop = group.next()
         let collector = NIOLoopBoundBox.makeEmptyBox(valueType: ResponseCollector.self, eventLoop: eventLoop)
-        let channel = try await target.connect(on: eventLoop, tls: tls, timeout: LoopDriver.amount(timeout)) { channel in
+        let channel = try await target.connect(on: eventLoop, tls: tls, timeout: timeout.timeAmount) { channel in
             let handler = ResponseCollector()
             collector.value = handler
             try channel.pipeline.syncOperations.addHandler(handler)
@@ -183,7 +183,7 @@ final class LoadConnection: Sendable {
         let host = hostHeader
         channel.eventLoop.execute {
             collector.value!.expect(promise)
-            let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+            let timer = channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
                 collector.value?.fail(LoadTimeout())
                 channel.close(promise: nil)
             }

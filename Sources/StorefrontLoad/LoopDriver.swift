@@ -119,7 +119,7 @@ final class LoopDriver: @unchecked Sendable {
         loop.execute {
             self.timing = run
             self.sweep = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in self.expire() }
-            let wait = Self.amount(run.start - ContinuousClock.now)
+            let wait = (run.start - ContinuousClock.now).timeAmount
             self.loop.scheduleTask(in: wait) {
                 switch self.plan.model {
                 case .open:
@@ -144,11 +144,6 @@ final class LoopDriver: @unchecked Sendable {
         }
     }
 
-    static func amount(_ d: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = d.components
-        return .nanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
-    }
-
     // MARK: open loop
 
     /// Sends every request of this loop whose intended time has come — on a free connection, else it waits
@@ -165,7 +160,7 @@ final class LoopDriver: @unchecked Sendable {
                 break
             }
             if intended > now {
-                loop.scheduleTask(in: Self.amount(intended - now)) { self.schedule() }
+                loop.scheduleTask(in: (intended - now).timeAmount) { self.schedule() }
                 break
             }
             position += 1
@@ -379,5 +374,13 @@ final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         if let slot { driver.failed(by: self, on: slot) }
         context.fireChannelInactive()
+    }
+}
+
+extension Duration {
+    /// For SwiftNIO's timers and timeouts (a negative duration is none).
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
     }
 }
