@@ -203,7 +203,8 @@ def test_buying_without_javascript(server, browser):
     assert driver.find_element(By.CSS_SELECTOR, ".price").text == "¥350"
     rendered_key = driver.find_element(By.NAME, "key").get_attribute("value")
     buy(driver, qty=3)  # more than there is: the product page again, with the reason
-    assert "Not enough stock" in driver.find_element(By.ID, "message").text
+    # a plain form post: the old page's elements go stale while the new one loads, so wait for the new one's text
+    wait(driver).until(EC.text_to_be_present_in_element((By.ID, "message"), "Not enough stock"))
     assert "/shop/products/" in driver.current_url and driver.find_element(By.NAME, "key").get_attribute("value") != rendered_key
     buy(driver, qty=2)  # a plain form post: the server buys and redirects to the order
     wait(driver).until(EC.url_contains("/shop/orders/"))
