@@ -7,7 +7,7 @@ public func buildRouter(_ services: StorefrontServices) -> Router<AppRequestCont
     // The proxy's request id first, so every log line and answer carries it; metrics outside the error
     // envelope, so they record the status it chose.
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware())
     let known = KnownRoutes()
     router.add(middleware: ErrorEnvelopeMiddleware(routes: known))
     ProductController(catalog: services.catalog).addRoutes(to: router)

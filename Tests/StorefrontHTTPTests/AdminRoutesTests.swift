@@ -118,6 +118,27 @@ struct HealthRoutesTests {
         }
     }
 
+    /// The request metrics (Storefront's own middleware, Hummingbird's names): every answer is counted under its
+    /// route, method and status, with its duration. Deltas, not totals: the metrics system is one per test process.
+    @Test func requestMetricsCountEveryAnswer() async throws {
+        @Sendable func value(_ text: String, _ prefix: String) -> Double {
+            text.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+        }
+        let live = #"hb_requests{http_route="/health/live",http_request_method="GET",http_response_status_code="200"}"#
+        let liveCount = #"http_server_request_duration_count{http_route="/health/live",http_request_method="GET",http_response_status_code="200"}"#
+        let missing = #"hb_requests{http_route="/products/{id}",http_request_method="GET",http_response_status_code="404"}"#
+        try await makeStorefront().test { client in
+            let before = try await client.call(.get, "/metrics").raw
+            for _ in 0..<3 { #expect(try await client.call(.get, "/health/live").status == .ok) }
+            #expect(try await client.call(.get, "/products/987654321").status == .notFound)
+            let after = try await client.call(.get, "/metrics").raw
+            #expect(value(after, live) >= value(before, live) + 3)
+            #expect(value(after, liveCount) >= value(before, liveCount) + 3)
+            #expect(value(after, missing) >= value(before, missing) + 1)
+            #expect(after.contains(#"http_server_active_requests{http_request_method="GET"}"#))
+        }
+    }
+
     @Test func readinessReportsADeadDatabase() async throws {
         let storefront = try await makeStorefront()
         try FileManager.default.removeItem(atPath: storefront.database.sqlite!.path)
