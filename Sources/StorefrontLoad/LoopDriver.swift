@@ -176,7 +176,8 @@ final class LoopDriver: @unchecked Sendable {
             }
             if intended > now + Self.window {
                 // Woken when it is due, this wake-up also sends the requests due within the window after it.
-                loop.scheduleTask(in: (intended - now).timeAmount) { self.schedule() }
+                // (Read the clock again: the sends above took time, and the timer must not fire late by it.)
+                loop.scheduleTask(in: max(intended - ContinuousClock.now, .zero).timeAmount) { self.schedule() }
                 break
             }
             position += 1
@@ -312,7 +313,7 @@ final class LoopDriver: @unchecked Sendable {
         guard var job = slot.job else { return }
         if slot.reused, !job.resent {
             // Closed by the server while idle (or after its keepalive_requests): once more on a new connection;
-            // the latency still counts from the intended time.
+            // the latency still counts from when it was first due (or sent, if earlier: `since`).
             job.resent = true
             return send(job, on: slot)
         }
