@@ -142,6 +142,10 @@ public struct StorefrontConfig: Sendable, Equatable {
     }
 
     public var catalogSettings: CatalogSettings {
-        CatalogSettings(ttl: .seconds(cacheTTLSeconds), negativeTTL: .seconds(cacheNegativeTTLSeconds))
+        // With MariaDB replicas, views read a replica: an admin change is invalidated again once every replica still
+        // in read rotation has applied it (its lag bound, plus one lag check, plus a second of margin).
+        let replicas = (databaseURL.hasPrefix("mysql:") || databaseURL.hasPrefix("mariadb:")) && !mariadb.replicaURLs.isEmpty
+        return CatalogSettings(ttl: .seconds(cacheTTLSeconds), negativeTTL: .seconds(cacheNegativeTTLSeconds),
+                               reinvalidateAfter: replicas ? .seconds(mariadb.replicaMaxLagSeconds + mariadb.checkSeconds + 1) : nil)
     }
 }

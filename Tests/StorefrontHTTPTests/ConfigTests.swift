@@ -25,6 +25,16 @@ struct ConfigTests {
         "STOREFRONT_CONFIG_FILE": "",
     ]
 
+    /// An admin change is invalidated a second time once a replica in read rotation must have applied it: its lag
+    /// bound plus one lag check plus a second; without replicas (or on SQLite) there is no second invalidation.
+    @Test func aSecondInvalidationOnlyWithReplicas() throws {
+        #expect(try StorefrontConfig(values: Self.everyKey).catalogSettings.reinvalidateAfter == .seconds(7 + 3 + 1))
+        var noReplicas = Self.everyKey
+        noReplicas["STOREFRONT_DATABASE_REPLICA_URLS"] = ""
+        #expect(try StorefrontConfig(values: noReplicas).catalogSettings.reinvalidateAfter == nil)
+        #expect(try StorefrontConfig(values: [:]).catalogSettings.reinvalidateAfter == nil, "embedded (SQLite)")
+    }
+
     @Test func everyListedKeyReachesItsSetting() throws {
         #expect(Set(StorefrontConfig.keys.map(\.name)) == Set(Self.everyKey.keys), "the test covers exactly the listed keys")
         #expect(StorefrontConfig.keys.count == Set(StorefrontConfig.keys.map(\.name)).count, "no key listed twice")

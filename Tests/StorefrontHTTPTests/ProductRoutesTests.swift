@@ -128,6 +128,28 @@ struct ProductCacheTests {
         #expect(store.reads == 4, "the negative entry expired")
     }
 
+    /// A change that a lagging replica has not applied yet: a view in that window reads the old product and puts
+    /// it back into the cache (cache-aside cannot tell), so the catalog invalidates the product once more after
+    /// `reinvalidateAfter` — the longest a replica in read rotation can lag — and the old product is gone then.
+    @Test func aFillFromALaggingReplicaIsDroppedAgain() async throws {
+        let store = CountingProductStore()
+        let catalog = CatalogService(products: store, cache: InProcessProductCache(), counter: InProcessStockCounter(),
+                                     settings: CatalogSettings(reinvalidateAfter: .milliseconds(300)))
+        let p = try await catalog.create(NewProduct(sku: "lag", name: "L", description: "", priceMinor: 100, currency: "USD", stock: 5))
+        #expect(try await catalog.product(id: p.id).priceMinor == 100)
+        try await store.freezeReplica()
+        #expect(try await catalog.update(id: p.id, ProductUpdate(priceMinor: 250)).priceMinor == 250)
+        #expect(try await catalog.product(id: p.id).priceMinor == 100, "the lagging replica's answer, cached")
+        store.thawReplica()
+        #expect(try await catalog.product(id: p.id).priceMinor == 100, "still the cached old product")
+        var seen: Int64 = 0
+        for _ in 0..<50 where seen != 250 {  // the second invalidation comes 300 ms after the change
+            try await Task.sleep(for: .milliseconds(100))
+            seen = try await catalog.product(id: p.id).priceMinor
+        }
+        #expect(seen == 250, "the old product was dropped again once the replica had the change")
+    }
+
     /// A product created a moment ago that a lagging replica has not received is not answered 404 (nor cached
     /// as absent): the replica's "not found" is confirmed on the primary.
     @Test func aProductTheReplicaHasNotSeenYetIsNotAnswered404() async throws {

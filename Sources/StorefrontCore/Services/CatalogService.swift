@@ -10,12 +10,20 @@ public struct CatalogSettings: Sendable {
     /// How long an unknown id is remembered as absent.
     public var negativeTTL: Duration
     public var maxPageSize: Int
+    /// Views read a replica, which applies a change a little after the primary committed it: a view in between
+    /// puts the old product back into the cache right after the change invalidated it. So an admin change
+    /// invalidates the product once more after this long — the longest a replica in read rotation can lag, plus
+    /// one lag check — which bounds how long an old price can be shown (nil: no replicas, no second
+    /// invalidation).
+    public var reinvalidateAfter: Duration?
 
-    public init(ttl: Duration = .seconds(300), ttlJitter: Double = 0.1, negativeTTL: Duration = .seconds(5), maxPageSize: Int = 100) {
+    public init(ttl: Duration = .seconds(300), ttlJitter: Double = 0.1, negativeTTL: Duration = .seconds(5), maxPageSize: Int = 100,
+                reinvalidateAfter: Duration? = nil) {
         self.ttl = ttl
         self.ttlJitter = min(max(ttlJitter, 0), 0.9)
         self.negativeTTL = negativeTTL
         self.maxPageSize = maxPageSize
+        self.reinvalidateAfter = reinvalidateAfter
     }
 }
 
@@ -126,6 +134,7 @@ public final class CatalogService: Sendable {
     public func create(_ new: NewProduct) async throws -> Product {
         let product = try await products.create(try new.validated(), now: clock.now())
         await invalidate(product.id)  // drops a negative entry for this id, if any
+        invalidateAgainLater(product.id)  // … and one a lagging replica's "not found" would put back
         return product
     }
 
@@ -133,6 +142,7 @@ public final class CatalogService: Sendable {
         guard !update.isEmpty else { throw StorefrontError.validation("at least one field must be given") }
         let product = try await products.update(id: id, update, now: clock.now())
         await invalidate(id)
+        invalidateAgainLater(id)
         return product
     }
 
@@ -142,6 +152,7 @@ public final class CatalogService: Sendable {
         }
         let product = try await products.restock(id: id, qty: qty, now: clock.now())
         await invalidate(id)
+        invalidateAgainLater(id)
         do {
             try await counter.giveBack(productId: id, qty: qty)
         } catch {
@@ -150,6 +161,17 @@ public final class CatalogService: Sendable {
         }
         reconciler?.note(id)
         return product
+    }
+
+    /// The second invalidation of an admin change (`settings.reinvalidateAfter`), in the background: it drops
+    /// what a view filled from a replica that had not applied the change yet. Best effort — a server that stops
+    /// before it runs leaves such an entry to its TTL, as before.
+    private func invalidateAgainLater(_ id: Int64) {
+        guard let delay = settings.reinvalidateAfter else { return }
+        Task {
+            try? await Task.sleep(for: delay)
+            await self.invalidate(id)
+        }
     }
 
     private func invalidate(_ id: Int64) async {
