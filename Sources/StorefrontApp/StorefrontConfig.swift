@@ -142,10 +142,11 @@ public struct StorefrontConfig: Sendable, Equatable {
     }
 
     public var catalogSettings: CatalogSettings {
-        // With MariaDB replicas, views read a replica: an admin change is invalidated again once every replica still
-        // in read rotation has applied it (its lag bound, plus one lag check, plus a second of margin).
+        // With MariaDB replicas, views read a replica: an update is invalidated again once a replica still in read
+        // rotation has applied it — its lag bound, one lag check, and 5 s for what the monitor's reading misses (lag
+        // in whole seconds, a round slowed by a node's 2 s probe timeouts, the view's own read and fill).
         let replicas = (databaseURL.hasPrefix("mysql:") || databaseURL.hasPrefix("mariadb:")) && !mariadb.replicaURLs.isEmpty
         return CatalogSettings(ttl: .seconds(cacheTTLSeconds), negativeTTL: .seconds(cacheNegativeTTLSeconds),
-                               reinvalidateAfter: replicas ? .seconds(mariadb.replicaMaxLagSeconds + mariadb.checkSeconds + 1) : nil)
+                               reinvalidateAfter: replicas ? .seconds(mariadb.replicaMaxLagSeconds + mariadb.checkSeconds + 5) : nil)
     }
 }

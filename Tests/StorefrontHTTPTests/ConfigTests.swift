@@ -25,10 +25,10 @@ struct ConfigTests {
         "STOREFRONT_CONFIG_FILE": "",
     ]
 
-    /// An admin change is invalidated a second time once a replica in read rotation must have applied it: its lag
-    /// bound plus one lag check plus a second; without replicas (or on SQLite) there is no second invalidation.
+    /// An update is invalidated a second time once a replica in read rotation must have applied it: its lag bound
+    /// plus one lag check plus 5 s; without replicas (or on SQLite) there is no second invalidation.
     @Test func aSecondInvalidationOnlyWithReplicas() throws {
-        #expect(try StorefrontConfig(values: Self.everyKey).catalogSettings.reinvalidateAfter == .seconds(7 + 3 + 1))
+        #expect(try StorefrontConfig(values: Self.everyKey).catalogSettings.reinvalidateAfter == .seconds(7 + 3 + 5))
         var noReplicas = Self.everyKey
         noReplicas["STOREFRONT_DATABASE_REPLICA_URLS"] = ""
         #expect(try StorefrontConfig(values: noReplicas).catalogSettings.reinvalidateAfter == nil)

@@ -11,10 +11,10 @@ public struct CatalogSettings: Sendable {
     public var negativeTTL: Duration
     public var maxPageSize: Int
     /// Views read a replica, which applies a change a little after the primary committed it: a view in between
-    /// puts the old product back into the cache right after the change invalidated it. So an admin change
-    /// invalidates the product once more after this long — the longest a replica in read rotation can lag, plus
-    /// one lag check — which bounds how long an old price can be shown (nil: no replicas, no second
-    /// invalidation).
+    /// puts the old product back into the cache right after the change invalidated it. So an update or restock
+    /// invalidates the product once more after this long — about the longest a replica in read rotation can lag
+    /// (docs/redis.md) — which bounds how long an old price can be shown (nil: no replicas, no second
+    /// invalidation). A product's creation needs none: a replica's "not found" is confirmed on the primary.
     public var reinvalidateAfter: Duration?
 
     public init(ttl: Duration = .seconds(300), ttlJitter: Double = 0.1, negativeTTL: Duration = .seconds(5), maxPageSize: Int = 100,
@@ -38,6 +38,7 @@ public final class CatalogService: Sendable {
     private let logger: Logger
     private let reconciler: StockReconciler?
     private let loads = SingleFlight<Int64, Product?>()
+    private let sleep: @Sendable (Duration) async throws -> Void
     // Metric handles made once: a product view is the hottest path and a cache hit costs microseconds.
     private let hits = Counter(label: "storefront_product_cache_total", dimensions: [("result", "hit")])
     private let absents = Counter(label: "storefront_product_cache_total", dimensions: [("result", "absent")])
@@ -45,8 +46,10 @@ public final class CatalogService: Sendable {
 
     public init(
         products: any ProductStore, cache: any ProductCache, counter: any StockCounter, settings: CatalogSettings = .init(),
-        clock: WallClock = .system, reconciler: StockReconciler? = nil, logger: Logger = Logger(label: "storefront.catalog")
+        clock: WallClock = .system, reconciler: StockReconciler? = nil, logger: Logger = Logger(label: "storefront.catalog"),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
+        self.sleep = sleep
         self.reconciler = reconciler
         self.products = products
         self.cache = cache
@@ -134,7 +137,6 @@ public final class CatalogService: Sendable {
     public func create(_ new: NewProduct) async throws -> Product {
         let product = try await products.create(try new.validated(), now: clock.now())
         await invalidate(product.id)  // drops a negative entry for this id, if any
-        invalidateAgainLater(product.id)  // … and one a lagging replica's "not found" would put back
         return product
     }
 
@@ -169,7 +171,7 @@ public final class CatalogService: Sendable {
     private func invalidateAgainLater(_ id: Int64) {
         guard let delay = settings.reinvalidateAfter else { return }
         Task {
-            try? await Task.sleep(for: delay)
+            try? await self.sleep(delay)
             await self.invalidate(id)
         }
     }
