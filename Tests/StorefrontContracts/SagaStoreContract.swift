@@ -44,9 +44,6 @@ public enum SagaStoreContract {
         #expect(missing.product == nil && missing.existing == nil)
     }
 
-    /// Order ids from blocks (SQL stores): `allocators` (one per server, small blocks) drawing at once hand out
-    /// unique ids, all past every order that exists; after `rewind` (the block row set back, as a restore from an
-    /// older backup would) a new store's order still gets an id past every existing order, and the purchase works.
     /// For `orderIDs`'s `insertOrder` on a SQL engine: an order row with the given id (parameter 1) for the saga
     /// (parameter 2), as a server from before migration 007 would have written it.
     public static let insertOrderSQL = """
@@ -54,6 +51,9 @@ public enum SagaStoreContract {
         SELECT ?, id, product_id, qty, amount_minor, currency, 'PENDING', created_at, updated_at FROM sagas WHERE id = ?
         """
 
+    /// Order ids from blocks (SQL stores): `allocators` (one per server, small blocks) drawing at once hand out
+    /// unique ids, all past every order that exists; after `rewind` (the block row set back, as a restore from an
+    /// older backup would) a new store's order still gets an id past every existing order, and the purchase works.
     /// An id of the store's current block already taken (`insertOrder(id, sagaId)`: an older server's
     /// AUTO_INCREMENT order) costs no purchase: the rest of the block is dropped and the opening retried once.
     public static func orderIDs(products: any ProductStore, sagas: any SagaStore, allocators: [@Sendable () async throws -> Int64],
