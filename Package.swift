@@ -38,7 +38,7 @@ let package = Package(
         ),
         .target(
             name: "StorefrontSQL",
-            dependencies: ["StorefrontCore"],
+            dependencies: ["StorefrontCore", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -226,7 +226,10 @@ public final class MariaDBDatabase: Sendable, HealthCheckable {
     public var writeHealth: MariaDBWriteHealth { MariaDBWriteHealth(database: self) }
 
     public var products: SQLProductStore { SQLProductStore(database: self) }
-    public func sagas(topic: String = SagaEvent.defaultTopic) -> SQLSagaStore { SQLSagaStore(database: self, topic: topic) }
+    /// The saga store, with one product's concurrent openings grouped into one transaction (`groupOpenings`).
+    public func sagas(topic: String = SagaEvent.defaultTopic, groupOpenings: Bool = true) -> SQLSagaStore {
+        SQLSagaStore(database: self, topic: topic, groupOpenings: groupOpenings)
+    }
     public var payments: SQLPaymentLedger { SQLPaymentLedger(database: self) }
 
     public func close() async {

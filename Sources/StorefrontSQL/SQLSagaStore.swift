@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import StorefrontCore
 
 /// `SagaStore` and `OutboxStore` on the primary: consecutive saga steps are one transaction that locks the saga
@@ -10,11 +11,33 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     let database: any SQLExecutor
     let topic: String
     let orderIDs: SQLOrderIDs
+    /// Openings that reserve one product's stock, grouped while an earlier one of that product is in flight
+    /// (nil: each opening is its own transaction).
+    let openings: KeyedGroups<Int64, Opening, BeginResult>?
 
-    public init(database: any SQLExecutor, topic: String = SagaEvent.defaultTopic, orderIDs: SQLOrderIDs? = nil) {
+    /// `groupOpenings`: openings that reserve the same product while one of its openings is in flight wait for
+    /// it, then go together as one transaction (up to `maxOpeningGroup`): the product's row is locked once
+    /// for the whole group, where each opening would lock it through its own commit (with semi-synchronous
+    /// replication, through the replica's acknowledgement). For an engine whose commits are round trips.
+    public init(database: any SQLExecutor, topic: String = SagaEvent.defaultTopic, orderIDs: SQLOrderIDs? = nil,
+                groupOpenings: Bool = false) {
         self.database = database
         self.topic = topic
         self.orderIDs = orderIDs ?? SQLOrderIDs(database: database)
+        openings = groupOpenings ? KeyedGroups(maxGroup: Self.maxOpeningGroup) : nil
+    }
+
+    /// The most openings one transaction carries.
+    public static let maxOpeningGroup = 32
+
+    /// Openings that went in groups so far: how many groups ran, and how many openings shared one.
+    public var openingGroupCounts: (groups: Int, itemsGrouped: Int) { openings?.counts ?? (0, 0) }
+
+    /// One `begin` waiting for its group.
+    struct Opening: Sendable {
+        let new: NewSaga
+        let chain: [SagaTransition]
+        let now: Date
     }
 
     static let terminalList = SagaState.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ")
@@ -42,6 +65,53 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     var leaseEnd: String { "\(database.dialect.nowMillis) + ?" }
 
     public func begin(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
+        guard let openings, chain.contains(where: { $0.effect == .reserveInventory }) else { return try await beginAlone(new, then: chain, now: now) }
+        return try await openings.submit(Opening(new: new, chain: chain, now: now), key: new.productId) { group in
+            await self.open(group)
+        }
+    }
+
+    /// A group of openings of one product: one transaction for all (one INSERT per table, the product row's
+    /// UPDATE once, for their total). If it cannot commit as a whole for a reason that concerns some of them —
+    /// a taken idempotency key or order id, too little stock for all — each is opened alone, in order, as
+    /// `begin` without groups would (so each gets its own answer: created, existing, or failed for stock).
+    /// Any other failure (the database unreachable, the commit's outcome unknown) is every opening's.
+    func open(_ group: [Opening]) async -> [Result<BeginResult, any Error>] {
+        guard group.count > 1 else { return [await Self.result { try await beginAlone(group[0].new, then: group[0].chain, now: group[0].now) }] }
+        do {
+            var orderIds: [Int64?] = []
+            for opening in group { orderIds.append(try await orderID(for: opening.chain)) }
+            let leaseEnd = leaseEnd
+            let sagas = try await database.write { [topic, orderIds] s in
+                let plans = try zip(group, orderIds).map { opening, orderId in
+                    try Self.plan(Self.opened(opening.new, now: opening.now), chain: opening.chain, fence: SagaFence(owner: opening.new.owner, epoch: 1),
+                                  lease: opening.new.lease, now: opening.now, orderId: orderId)
+                }
+                return try Self.perform(s, topic: topic, plans: plans, leaseEnd: leaseEnd, opening: true)
+            }
+            Self.groupedTogether.increment(by: group.count)
+            return sagas.map { .success(.created($0)) }
+        } catch is SQLUniqueViolation {
+        } catch is EffectRefused {
+        } catch {
+            return group.map { _ in .failure(error) }
+        }
+        Self.groupedAlone.increment(by: group.count)
+        var results: [Result<BeginResult, any Error>] = []
+        for opening in group {
+            results.append(await Self.result { try await beginAlone(opening.new, then: opening.chain, now: opening.now) })
+        }
+        return results
+    }
+
+    static let groupedTogether = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "together")])
+    static let groupedAlone = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "alone")])
+
+    private static func result<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
+    private func beginAlone(_ new: NewSaga, then chain: [SagaTransition], now: Date) async throws -> BeginResult {
         var attempt = 1
         while true {
             do {
@@ -65,16 +135,22 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         let leaseEnd = leaseEnd
         let orderId = try await orderID(for: chain)
         return try await database.write { [topic] s in
-            let started = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
-                               amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
-                               paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: now, failureCode: nil, lastError: nil,
-                               needsAttention: false, eventSequence: 0, createdAt: Millis.date(Millis.from(now)), updatedAt: now)
-            var work = Work(saga: started)
-            work.steps.append((.startSaga, .done, "mode \(new.mode.rawValue)"))
-            work.event(.sagaStarted, reason: nil)
-            return .created(try Self.perform(s, topic: topic, work: work, chain: chain, fence: started.fence, lease: new.lease,
+            let work = Self.opened(new, now: now)
+            return .created(try Self.perform(s, topic: topic, work: work, chain: chain, fence: work.saga.fence, lease: new.lease,
                                              leaseEnd: leaseEnd, now: now, orderId: orderId, opening: true))
         }
+    }
+
+    /// A new saga as its opening transaction starts it: started, its first timeline entry and event.
+    static func opened(_ new: NewSaga, now: Date) -> Work {
+        let started = Saga(id: new.id, idempotencyKey: new.idempotencyKey, productId: new.productId, qty: new.qty,
+                           amountMinor: new.amountMinor, currency: new.currency, mode: new.mode, state: .started, orderId: nil,
+                           paymentRef: nil, attempts: 0, owner: new.owner, epoch: 1, leaseUntil: now, failureCode: nil, lastError: nil,
+                           needsAttention: false, eventSequence: 0, createdAt: Millis.date(Millis.from(now)), updatedAt: now)
+        var work = Work(saga: started)
+        work.steps.append((.startSaga, .done, "mode \(new.mode.rawValue)"))
+        work.event(.sagaStarted, reason: nil)
+        return work
     }
 
     public func apply(_ chain: [SagaTransition], sagaId: UUID, fence: SagaFence, lease: Duration, now: Date) async throws -> TransitionResult {
@@ -164,141 +240,187 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         }
     }
 
-    /// Performs `chain` on `work.saga` inside the caller's transaction (the saga row is locked, or was inserted
-    /// by it). The saga row is written first (every transaction that writes a saga and its order locks the saga
-    /// row first), then the order, timeline and outbox rows, and the product row last, so that a hot product's
-    /// row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's transaction
-    /// is then rolled back) when the reservation finds too little stock.
-    /// `unread`: the saga row was neither inserted nor locked by this transaction; a guard that matches nothing
-    /// throws `SagaMoved` (before the order's INSERT could collide with one another server made).
-    ///
-    /// The statements go as one batch with the COMMIT (`runBatchAndCommit`, one round trip on MariaDB; the
-    /// caller's block must end with this call). `opening`: the saga row is inserted as the chain leaves it (one
-    /// statement; its unique idempotency key throws `SQLUniqueViolation`), not inserted and then updated. A chain that
-    /// creates the order brings its id (`orderId`, from `SQLOrderIDs`), so nothing waits for the database's.
-    static func perform(_ s: any SQLStatements, topic: String, work initial: Work, chain: [SagaTransition], fence: SagaFence,
-                        lease: Duration, leaseEnd: String, now: Date, orderId: Int64? = nil, unread: Bool = false,
-                        opening: Bool = false) throws -> Saga {
-        var work = initial
+    /// What `chain` does to one saga in one transaction, before any statement is written.
+    struct Planned {
+        var work: Work
+        let fence: SagaFence
+        let lease: Duration
+        let now: Date
         var failureCode: SagaFailureCode?
         var lastError: String?
         var orderStatus: OrderStatus?
         var createsOrder = false
-        var batch: [SQLStatement] = []
+    }
+
+    /// Walks `chain` from `initial.saga`'s state. A chain that creates the order brings its id (`orderId`, from
+    /// `SQLOrderIDs`), so nothing waits for the database's.
+    static func plan(_ initial: Work, chain: [SagaTransition], fence: SagaFence, lease: Duration, now: Date, orderId: Int64?) throws -> Planned {
+        var p = Planned(work: initial, fence: fence, lease: lease, now: now)
         for t in chain {
-            guard work.saga.state == t.from else {
-                throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "\(t.step) does not start at \(work.saga.state.rawValue)")
+            guard p.work.saga.state == t.from else {
+                throw SagaStoreInconsistency(sagaId: p.work.saga.id, detail: "\(t.step) does not start at \(p.work.saga.state.rawValue)")
             }
             switch t.effect {
             case .none:
                 break
             case .reserveInventory:
-                work.stockDelta -= work.saga.qty
+                p.work.stockDelta -= p.work.saga.qty
             case .createOrder:
-                guard let orderId else { throw SagaStoreInconsistency(sagaId: work.saga.id, detail: "creating an order without its id") }
-                work.saga.orderId = orderId
-                createsOrder = true
+                guard let orderId else { throw SagaStoreInconsistency(sagaId: p.work.saga.id, detail: "creating an order without its id") }
+                p.work.saga.orderId = orderId
+                p.createsOrder = true
             case .recordPayment(let reference):
-                work.saga.paymentRef = reference
+                p.work.saga.paymentRef = reference
             case .confirmOrder:
-                orderStatus = orderStatus ?? .confirmed
+                p.orderStatus = p.orderStatus ?? .confirmed
             case .cancelOrder:
-                orderStatus = orderStatus ?? .cancelled
+                p.orderStatus = p.orderStatus ?? .cancelled
             case .releaseInventory:
-                work.stockDelta += work.saga.qty
+                p.work.stockDelta += p.work.saga.qty
             }
-            work.saga.state = t.to
-            failureCode = failureCode ?? t.failureCode
-            if t.status != .done, let detail = t.detail { lastError = detail }
-            work.steps.append((t.step, t.status, t.detail))
-            for type in t.events { work.event(type, reason: t.status == .done ? nil : t.detail) }
+            p.work.saga.state = t.to
+            p.failureCode = p.failureCode ?? t.failureCode
+            if t.status != .done, let detail = t.detail { p.lastError = detail }
+            p.work.steps.append((t.step, t.status, t.detail))
+            for type in t.events { p.work.event(type, reason: t.status == .done ? nil : t.detail) }
         }
-        let saga = work.saga
-        let sagaUpdate = batch.count
+        return p
+    }
+
+    /// `perform` for one saga.
+    static func perform(_ s: any SQLStatements, topic: String, work: Work, chain: [SagaTransition], fence: SagaFence,
+                        lease: Duration, leaseEnd: String, now: Date, orderId: Int64? = nil, unread: Bool = false,
+                        opening: Bool = false) throws -> Saga {
+        let planned = try plan(work, chain: chain, fence: fence, lease: lease, now: now, orderId: orderId)
+        return try perform(s, topic: topic, plans: [planned], leaseEnd: leaseEnd, unread: unread, opening: opening)[0]
+    }
+
+    /// Performs each plan on its saga inside the caller's transaction (each saga row is locked, or is inserted
+    /// by it). The saga rows are written first (every transaction that writes a saga and its order locks the
+    /// saga row first), then the order, timeline and outbox rows, and the product rows last, so that a hot
+    /// product's row lock is held for one statement and the commit only. Throws `EffectRefused` (the caller's
+    /// transaction is then rolled back) when a reservation finds too little stock.
+    /// `unread`: the saga row was neither inserted nor locked by this transaction; a guard that matches nothing
+    /// throws `SagaMoved` (before the order's INSERT could collide with one another server made).
+    ///
+    /// The statements go as one batch with the COMMIT (`runBatchAndCommit`, one round trip on MariaDB; the
+    /// caller's block must end with this call). `opening`: the saga rows are inserted as their chains leave them
+    /// (one statement for all; a unique idempotency key throws `SQLUniqueViolation`), not inserted and then
+    /// updated. Several plans write one multi-row INSERT per table and one UPDATE per product, for the sum of
+    /// their changes to its stock (a reservation's guard is then on the sum).
+    static func perform(_ s: any SQLStatements, topic: String, plans: [Planned], leaseEnd: String, unread: Bool = false,
+                        opening: Bool = false) throws -> [Saga] {
+        var batch: [SQLStatement] = []
+        var guarded: Set<Int> = []
+        var sagaUpdates: Set<Int> = []
         if opening {
             batch.append(SQLStatement(
                 """
                 INSERT INTO sagas (id, idempotency_key, product_id, qty, amount_minor, currency, mode, state, order_id, payment_ref,
                     attempts, owner, epoch, lease_until, event_seq, failure_code, last_error, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, \(leaseEnd), ?, ?, ?, ?, ?)
+                VALUES \(repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, \(leaseEnd), ?, ?, ?, ?, ?)", count: plans.count).joined(separator: ", "))
                 """,
-                [saga.id, saga.idempotencyKey, saga.productId, saga.qty, saga.amountMinor, saga.currency, saga.mode.rawValue,
-                 saga.state.rawValue, saga.orderId, saga.paymentRef, fence.owner, fence.epoch, Millis.of(lease), saga.eventSequence,
-                 failureCode?.rawValue, lastError, now, now]))
+                plans.flatMap { p -> [any SQLBindable] in
+                    let saga = p.work.saga
+                    return [saga.id, saga.idempotencyKey, saga.productId, saga.qty, saga.amountMinor, saga.currency, saga.mode.rawValue,
+                            saga.state.rawValue, saga.orderId, saga.paymentRef, p.fence.owner, p.fence.epoch, Millis.of(p.lease),
+                            saga.eventSequence, p.failureCode?.rawValue, p.lastError, p.now, p.now]
+                }))
         } else {
-            batch.append(SQLStatement(
-                """
-                UPDATE sagas SET state = ?, order_id = COALESCE(?, order_id), payment_ref = COALESCE(?, payment_ref),
-                    lease_until = \(leaseEnd), event_seq = ?,
-                    failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
-                WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
-                """,
-                [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(lease), saga.eventSequence,
-                 failureCode?.rawValue, lastError, now, saga.id, work.before.state.rawValue, fence.owner, fence.epoch,
-                 work.before.eventSequence]))
+            for p in plans {
+                let saga = p.work.saga
+                sagaUpdates.insert(batch.count)
+                guarded.insert(batch.count)
+                batch.append(SQLStatement(
+                    """
+                    UPDATE sagas SET state = ?, order_id = COALESCE(?, order_id), payment_ref = COALESCE(?, payment_ref),
+                        lease_until = \(leaseEnd), event_seq = ?,
+                        failure_code = COALESCE(failure_code, ?), last_error = COALESCE(?, last_error), updated_at = ?
+                    WHERE id = ? AND state = ? AND owner = ? AND epoch = ? AND event_seq = ?
+                    """,
+                    [saga.state.rawValue, saga.orderId, saga.paymentRef, Millis.of(p.lease), saga.eventSequence,
+                     p.failureCode?.rawValue, p.lastError, p.now, saga.id, p.work.before.state.rawValue, p.fence.owner, p.fence.epoch,
+                     p.work.before.eventSequence]))
+            }
         }
-        if createsOrder {
+        let ordering = plans.filter(\.createsOrder)
+        if !ordering.isEmpty {
             batch.append(SQLStatement(
                 """
                 INSERT INTO orders (id, saga_id, product_id, qty, amount_minor, currency, status, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)
+                VALUES \(rows(ordering.count, 6, then: "'PENDING', ?, ?"))
                 """,
-                [saga.orderId, saga.id, saga.productId, saga.qty, saga.amountMinor, saga.currency, now, now]))
+                ordering.flatMap { p -> [any SQLBindable] in
+                    let saga = p.work.saga
+                    return [saga.orderId, saga.id, saga.productId, saga.qty, saga.amountMinor, saga.currency, p.now, p.now]
+                }))
         }
-        if let orderStatus {
-            guard let orderId = saga.orderId else { throw SagaStoreInconsistency(sagaId: saga.id, detail: "no order to update") }
+        for p in plans {
+            guard let orderStatus = p.orderStatus else { continue }
+            guard let orderId = p.work.saga.orderId else { throw SagaStoreInconsistency(sagaId: p.work.saga.id, detail: "no order to update") }
             batch.append(SQLStatement("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'PENDING'",
-                                      [orderStatus.rawValue, now, orderId]))
+                                      [orderStatus.rawValue, p.now, orderId]))
         }
-        if !work.steps.isEmpty {
+        let steps = plans.flatMap { p in p.work.steps.map { (p.work.saga.id, $0, p.now) } }
+        if !steps.isEmpty {
             batch.append(SQLStatement(
-                "INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(work.steps.count, 5))",
-                work.steps.flatMap { step -> [any SQLBindable] in [saga.id, step.name.rawValue, step.status.rawValue, step.detail, now] }))
+                "INSERT INTO saga_steps (saga_id, name, status, detail, at) VALUES \(rows(steps.count, 5))",
+                steps.flatMap { id, step, now -> [any SQLBindable] in [id, step.name.rawValue, step.status.rawValue, step.detail, now] }))
         }
-        if !work.events.isEmpty {
-            var values: [any SQLBindable] = []
-            for (type, snapshot, reason) in work.events {
-                let event = SagaEvent(type: type, saga: snapshot, sequence: snapshot.eventSequence, occurredAt: now, reason: reason)
-                values += [event.eventId, topic, saga.id, try event.jsonPayload(), now] as [any SQLBindable]
+        var values: [any SQLBindable] = []
+        var eventCount = 0
+        for p in plans {
+            for (type, snapshot, reason) in p.work.events {
+                let event = SagaEvent(type: type, saga: snapshot, sequence: snapshot.eventSequence, occurredAt: p.now, reason: reason)
+                values += [event.eventId, topic, snapshot.id, try event.jsonPayload(), p.now] as [any SQLBindable]
+                eventCount += 1
             }
-            batch.append(SQLStatement("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(work.events.count, 5))",
-                                      values))
         }
-        // The product row last: a hot product's row lock is held from this statement to the commit only — they go
-        // in the same round trip (MariaDB), so not across a trip to this server and back either.
-        let taken = -work.stockDelta
-        var guarded: Set<Int> = opening ? [] : [sagaUpdate]
-        var reservation: Int?
-        if work.stockDelta < 0 {
-            reservation = batch.count
-            guarded.insert(batch.count)
-            batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
-                                      [taken, now, saga.productId, taken]))
-        } else if work.stockDelta > 0 {
-            batch.append(SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
-                                      [work.stockDelta, now, saga.productId]))
+        if eventCount > 0 {
+            batch.append(SQLStatement("INSERT INTO outbox (event_id, topic, `key`, payload, created_at) VALUES \(rows(eventCount, 5))", values))
+        }
+        // The product rows last, in id order: a hot product's row lock is held from this statement to the commit
+        // only — they go in the same round trip (MariaDB), so not across a trip to this server and back either.
+        var deltas: [Int64: (delta: Int64, now: Date)] = [:]
+        for p in plans where p.work.stockDelta != 0 {
+            let current = deltas[p.work.saga.productId]
+            deltas[p.work.saga.productId] = ((current?.delta ?? 0) + p.work.stockDelta, max(current?.now ?? p.now, p.now))
+        }
+        var reservations: Set<Int> = []
+        for (productId, change) in deltas.sorted(by: { $0.key < $1.key }) {
+            if change.delta < 0 {
+                reservations.insert(batch.count)
+                guarded.insert(batch.count)
+                batch.append(SQLStatement("UPDATE products SET stock = stock - ?, version = version + 1, updated_at = ? WHERE id = ? AND stock >= ?",
+                                          [-change.delta, change.now, productId, -change.delta]))
+            } else if change.delta > 0 {
+                batch.append(SQLStatement("UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                                          [change.delta, change.now, productId]))
+            }
         }
         // A guard that matched nothing stops the batch before the statements after it (a saga that moved never
         // touches the product row) and the transaction rolls back.
         do {
             _ = try s.runBatchAndCommit(batch, requiringOneRow: guarded)
         } catch let failed as SQLGuardFailed {
-            if failed.statement == reservation { throw EffectRefused(saga: work.before) }
-            if failed.statement == sagaUpdate, unread { throw SagaMoved() }
-            throw SagaStoreInconsistency(sagaId: saga.id, detail: "state changed inside transaction (guard of statement \(failed.statement))")
+            if reservations.contains(failed.statement) { throw EffectRefused(saga: plans[0].work.before) }
+            if sagaUpdates.contains(failed.statement), unread { throw SagaMoved() }
+            throw SagaStoreInconsistency(sagaId: plans[0].work.saga.id, detail: "state changed inside transaction (guard of statement \(failed.statement))")
         }
         // Not read back (one statement less): `leaseUntil` is what was asked for, by this server's clock.
-        var written = saga
-        written.failureCode = written.failureCode ?? failureCode
-        written.lastError = lastError ?? written.lastError
-        written.leaseUntil = Millis.date(Millis.from(now) + Millis.of(lease))
-        written.updatedAt = Millis.date(Millis.from(now))
-        return written
+        return plans.map { p in
+            var written = p.work.saga
+            written.failureCode = written.failureCode ?? p.failureCode
+            written.lastError = p.lastError ?? written.lastError
+            written.leaseUntil = Millis.date(Millis.from(p.now) + Millis.of(p.lease))
+            written.updatedAt = Millis.date(Millis.from(p.now))
+            return written
+        }
     }
 
     /// `(?, ?, …), (?, ?, …)`: `count` rows of `columns` placeholders.
-    static func rows(_ count: Int, _ columns: Int) -> String {
-        let row = "(" + SQLDialect.placeholders(columns) + ")"
+    static func rows(_ count: Int, _ columns: Int, then literal: String? = nil) -> String {
+        let row = "(" + SQLDialect.placeholders(columns) + (literal.map { ", " + $0 } ?? "") + ")"
         return Array(repeating: row, count: count).joined(separator: ", ")
     }
 

@@ -25,6 +25,60 @@ public enum SagaStoreContract {
         try await leases(products: products, sagas: sagas)
         try await attention(products: products, sagas: sagas)
         try await guardedByWhatTheCallerHolds(products: products, sagas: sagas)
+        try await concurrentOpenings(products: products, sagas: sagas)
+    }
+
+    /// Many openings of one product at once (an engine may put them in one transaction): each gets its own
+    /// answer. Two pairs share a key (one of each pair is created, the other finds it); 38 sagas for 25 units:
+    /// exactly 25 reserve and order (distinct order ids, 25 units held, stock 0), 13 open already failed for
+    /// stock; every saga's timeline and events are its own, in sequence.
+    static func concurrentOpenings(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
+        let p = try await products.create(ProductStoreContract.mug("saga-crowd", stock: 25), now: now)
+        let keys: [String?] = (0..<40).map { i in i < 4 ? "crowd-\(i % 2)" : (i % 3 == 0 ? "crowd-own-\(i)" : nil) }
+        let answers = try await withThrowingTaskGroup(of: (Int, BeginResult).self) { group in
+            for (i, key) in keys.enumerated() {
+                group.addTask {
+                    (i, try await sagas.begin(newSaga(p.id, qty: 1, key: key), then: SagaPlan.chain(from: .started, .forward), now: now))
+                }
+            }
+            return try await group.reduce(into: [Int: BeginResult]()) { $0[$1.0] = $1.1 }
+        }
+        var created: [Saga] = []
+        var existing: [Saga] = []
+        for (_, answer) in answers {
+            switch answer {
+            case .created(let s): created.append(s)
+            case .existing(let s): existing.append(s)
+            }
+        }
+        #expect(created.count == 38 && existing.count == 2, "\(created.count) created, \(existing.count) existing")
+        #expect(Set(existing.map(\.idempotencyKey)) == ["crowd-0", "crowd-1"])
+        #expect(Set(existing.map(\.id)).isSubset(of: Set(created.map(\.id))), "a key's second opening answers with the first's saga")
+        let ordered = created.filter { $0.state == .orderCreated }
+        let refused = created.filter { $0.state == .failed }
+        #expect(ordered.count == 25 && refused.count == 13, "\(ordered.count) ordered, \(refused.count) refused")
+        #expect(refused.allSatisfy { $0.failureCode == .insufficientStock && $0.orderId == nil })
+        #expect(Set(ordered.compactMap(\.orderId)).count == 25)
+        #expect(try await products.product(id: p.id, consistency: .primary)?.stock == 0)
+        #expect(try await products.unitsHeld(productId: p.id) == 25)
+        for saga in created {
+            let stored = try #require(try await sagas.saga(id: saga.id))
+            #expect(stored.state == saga.state && stored.orderId == saga.orderId && stored.idempotencyKey == saga.idempotencyKey
+                    && stored.eventSequence == saga.eventSequence)
+            let steps = try await sagas.steps(sagaId: saga.id).map(\.name)
+            let events = try await sagas.records(after: 0, limit: 100, sagaId: saga.id).map { try SagaEvent.decode($0.payload) }
+            #expect(events.map(\.sequence) == Array(1...saga.eventSequence))
+            #expect(events.allSatisfy { $0.sagaId == saga.id })
+            if saga.state == .orderCreated {
+                #expect(steps == [.startSaga, .reserveInventory, .createOrder])
+                #expect(events.map(\.type) == [.sagaStarted, .inventoryReserved, .orderCreated])
+                #expect(events.last?.orderId == saga.orderId)
+                #expect(try await sagas.order(id: saga.orderId ?? -1)?.sagaId == saga.id)
+            } else {
+                #expect(steps == [.startSaga, .reserveInventory])
+                #expect(events.map(\.type) == [.sagaStarted, .sagaFailed])
+            }
+        }
     }
 
     /// `PurchaseLookup`: the product alone without a key or with an unknown one, the saga holding a known key

@@ -2,9 +2,9 @@ import Foundation
 import MariaDB
 import StorefrontBench
 import StorefrontContracts
-import StorefrontSQL
 import StorefrontCore
 @testable import StorefrontMariaDB
+@testable import StorefrontSQL
 import Synchronization
 import Testing
 
@@ -41,7 +41,54 @@ struct MariaDBContractTests {
 
     @Test func sagaStoreContract() async throws {
         guard let db = try await freshMariaDB() else { return }
-        try await SagaStoreContract.run(products: db.products, sagas: db.sagas())
+        let sagas = db.sagas()
+        try await SagaStoreContract.run(products: db.products, sagas: sagas)
+        // The contract's 40 openings of one product at once went (partly) in groups here.
+        #expect(sagas.openingGroupCounts.itemsGrouped > 0, "\(sagas.openingGroupCounts)")
+        #expect(db.sagas(groupOpenings: false).openingGroupCounts.groups == 0)
+        await db.close()
+    }
+
+    /// A group of one product's openings: one transaction (the product row updated once, for the total), every
+    /// saga in its own rows; a group that cannot commit as a whole — a key that is taken, too little stock for
+    /// all — is opened one by one, each with its own answer, in order.
+    @Test func groupedOpenings() async throws {
+        guard let db = try await freshMariaDB() else { return }
+        let sagas = db.sagas()
+        let p = try await db.products.create(ProductStoreContract.mug("grouped", stock: 10), now: Date())
+        let versionBefore = try #require(try await db.products.product(id: p.id, consistency: .primary)).version
+        func opening(_ key: String?, qty: Int64 = 2) -> SQLSagaStore.Opening {
+            .init(new: NewSaga(idempotencyKey: key, productId: p.id, qty: qty, amountMinor: 100 * qty, currency: "USD", mode: .atomic,
+                               owner: "app-1", lease: .seconds(30)),
+                  chain: SagaPlan.chain(from: .started, .forward), now: Date())
+        }
+        func created(_ results: [Result<BeginResult, any Error>]) throws -> [Saga?] {
+            try results.map { if case .created(let s) = try $0.get() { s } else { nil } }
+        }
+        // Together: three sagas, 6 units, one UPDATE of the product row.
+        let together = try created(await sagas.open([opening("g-1"), opening(nil), opening("g-3")]))
+        #expect(together.allSatisfy { $0?.state == .orderCreated }, "\(together)")
+        var product = try #require(try await db.products.product(id: p.id, consistency: .primary))
+        #expect(product.stock == 4 && product.version == versionBefore + 1, "stock \(product.stock), version \(product.version)")
+        #expect(try await db.products.unitsHeld(productId: p.id) == 6)
+        #expect(Set(together.compactMap { $0?.orderId }).count == 3)
+        for saga in together.compactMap({ $0 }) {
+            #expect(try await sagas.steps(sagaId: saga.id).map(\.name) == [.startSaga, .reserveInventory, .createOrder])
+            #expect(try await sagas.order(id: saga.orderId ?? -1)?.sagaId == saga.id)
+        }
+        // A taken key: that one finds its saga, the others are created, each alone.
+        let withTaken = try await sagas.open([opening("g-4", qty: 1), opening("g-1"), opening(nil, qty: 1)])
+        guard case .existing(let found) = try withTaken[1].get() else { Issue.record("\(withTaken)"); return }
+        #expect(found.id == together[0]?.id)
+        #expect(try created([withTaken[0], withTaken[2]]).allSatisfy { $0?.state == .orderCreated })
+        product = try #require(try await db.products.product(id: p.id, consistency: .primary))
+        #expect(product.stock == 2 && product.version == versionBefore + 3)
+        // Too little for all (2 left, 3 asked): the first two are served in order, the third opens failed.
+        let short = try created(await sagas.open([opening(nil, qty: 1), opening(nil, qty: 1), opening("g-7", qty: 1)]))
+        #expect(short.map { $0?.state } == [.orderCreated, .orderCreated, .failed])
+        #expect(short[2]?.failureCode == .insufficientStock)
+        #expect(try await db.products.product(id: p.id, consistency: .primary)?.stock == 0)
+        #expect(try await db.products.unitsHeld(productId: p.id) == 10)
         await db.close()
     }
 
