@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import StorefrontCore
+import Synchronization
 
 /// `SagaStore` and `OutboxStore` on the primary: consecutive saga steps are one transaction that locks the saga
 /// row, checks the expected state, performs the effects (the conditional reserve update of DESIGN §2 included),
@@ -14,6 +15,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// Openings that reserve one product's stock, grouped while an earlier one of that product is in flight
     /// (nil: each opening is its own transaction).
     let openings: KeyedGroups<Int64, Opening, BeginResult>?
+    let grouped: SQLGroupedOpenings
 
     /// `groupOpenings`: openings that reserve the same product while one of its openings is in flight wait for
     /// it, then go together as one transaction (up to `maxOpeningGroup`): the product's row is locked once
@@ -25,6 +27,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         self.topic = topic
         self.orderIDs = orderIDs ?? SQLOrderIDs(database: database)
         openings = groupOpenings ? KeyedGroups(maxGroup: Self.maxOpeningGroup) : nil
+        grouped = SQLGroupedOpenings()
     }
 
     /// The most openings one transaction carries.
@@ -32,6 +35,11 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
 
     /// Openings that went in groups so far: how many groups ran, and how many openings shared one.
     public var openingGroupCounts: (groups: Int, itemsGrouped: Int) { openings?.counts ?? (0, 0) }
+
+    /// Openings of groups of two or more: committed in a group (`together`), or one by one (`alone`).
+    public var groupedOpeningOutcomes: (together: Int, alone: Int) {
+        (grouped.together.withLock { $0 }, grouped.alone.withLock { $0 })
+    }
 
     /// One `begin` waiting for its group.
     struct Opening: Sendable {
@@ -72,40 +80,101 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     }
 
     /// A group of openings of one product: one transaction for all (one INSERT per table, the product row's
-    /// UPDATE once, for their total). If it cannot commit as a whole for a reason that concerns some of them —
-    /// a taken idempotency key or order id, too little stock for all — each is opened alone, in order, as
-    /// `begin` without groups would (so each gets its own answer: created, existing, or failed for stock).
+    /// UPDATE once, for their total). If it cannot commit as a whole for a reason that concerns some of them,
+    /// nothing of it is kept and:
+    /// - too little stock for all: the product's stock is read and the openings split, in order, into those
+    ///   it covers (one transaction again) and those it does not (opened failed for stock, one transaction,
+    ///   without touching the product row), so a refusal near a sell-out costs three transactions, not two
+    ///   per opening one after another;
+    /// - a taken idempotency key or order id (or anything the split could not commit): each is opened alone,
+    ///   in order, as `begin` without groups would (created, the key's existing saga, or failed for stock).
     /// Any other failure (the database unreachable, the commit's outcome unknown) is every opening's.
     func open(_ group: [Opening]) async -> [Result<BeginResult, any Error>] {
         guard group.count > 1 else { return [await Self.result { try await beginAlone(group[0].new, then: group[0].chain, now: group[0].now) }] }
+        switch await together(group, chain: nil) {
+        case .opened(let sagas):
+            grouped.count(together: group.count)
+            return sagas.map { .success(.created($0)) }
+        case .failed(let error):
+            return group.map { _ in .failure(error) }
+        case .refused(stock: false):
+            grouped.count(alone: group.count)
+            return await oneByOne(group)
+        case .refused(stock: true):
+            break
+        }
+        let productId = group[0].new.productId
+        guard let stock = try? await database.read(.primary, { s in try SQLProductStore.fetch(s, id: productId)?.stock }) else {
+            grouped.count(alone: group.count)
+            return await oneByOne(group)
+        }
+        var left = stock
+        var covered: [Int] = [], short: [Int] = []
+        for (index, opening) in group.enumerated() {
+            if opening.new.qty <= left {
+                covered.append(index)
+                left -= opening.new.qty
+            } else {
+                short.append(index)
+            }
+        }
+        var results = [Result<BeginResult, any Error>?](repeating: nil, count: group.count)
+        for (part, chain) in [(covered, nil), (short, [SagaPlan.insufficientStock(available: nil)])] where !part.isEmpty {
+            let openings = part.map { group[$0] }
+            let answers: [Result<BeginResult, any Error>]
+            switch await together(openings, chain: chain) {
+            case .opened(let sagas):
+                grouped.count(together: part.count)
+                answers = sagas.map { .success(.created($0)) }
+            case .failed(let error):
+                answers = part.map { _ in .failure(error) }
+            case .refused:
+                grouped.count(alone: part.count)
+                answers = await oneByOne(openings)
+            }
+            for (index, answer) in zip(part, answers) { results[index] = answer }
+        }
+        return results.map { $0 ?? .failure(KeyedGroupsMissingResult()) }
+    }
+
+    enum GroupOutcome {
+        case opened([Saga])
+        /// Rolled back for a reason that concerns some of the openings: too little stock for all (`stock`), or a
+        /// unique key taken.
+        case refused(stock: Bool)
+        case failed(any Error)
+    }
+
+    /// `openings` as one transaction, each with its own chain or all with `chain`.
+    private func together(_ openings: [Opening], chain: [SagaTransition]?) async -> GroupOutcome {
         do {
             var orderIds: [Int64?] = []
-            for opening in group { orderIds.append(try await orderID(for: opening.chain)) }
+            for opening in openings { orderIds.append(try await orderID(for: chain ?? opening.chain)) }
             let leaseEnd = leaseEnd
-            let sagas = try await database.write { [topic, orderIds] s in
-                let plans = try zip(group, orderIds).map { opening, orderId in
-                    try Self.plan(Self.opened(opening.new, now: opening.now), chain: opening.chain, fence: SagaFence(owner: opening.new.owner, epoch: 1),
-                                  lease: opening.new.lease, now: opening.now, orderId: orderId)
+            return .opened(try await database.write { [topic, orderIds] s in
+                let plans = try zip(openings, orderIds).map { opening, orderId in
+                    try Self.plan(Self.opened(opening.new, now: opening.now), chain: chain ?? opening.chain,
+                                  fence: SagaFence(owner: opening.new.owner, epoch: 1), lease: opening.new.lease, now: opening.now,
+                                  orderId: orderId)
                 }
                 return try Self.perform(s, topic: topic, plans: plans, leaseEnd: leaseEnd, opening: true)
-            }
-            Self.groupedTogether.increment(by: group.count)
-            return sagas.map { .success(.created($0)) }
+            })
         } catch is SQLUniqueViolation {
+            return .refused(stock: false)
         } catch is EffectRefused {
+            return .refused(stock: true)
         } catch {
-            return group.map { _ in .failure(error) }
+            return .failed(error)
         }
-        Self.groupedAlone.increment(by: group.count)
+    }
+
+    private func oneByOne(_ openings: [Opening]) async -> [Result<BeginResult, any Error>] {
         var results: [Result<BeginResult, any Error>] = []
-        for opening in group {
+        for opening in openings {
             results.append(await Self.result { try await beginAlone(opening.new, then: opening.chain, now: opening.now) })
         }
         return results
     }
-
-    static let groupedTogether = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "together")])
-    static let groupedAlone = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "alone")])
 
     private static func result<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
         do { return .success(try await body()) } catch { return .failure(error) }
@@ -654,5 +723,25 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         try await database.writeAutocommit { s in
             _ = try s.run("UPDATE relay_leases SET lease_until = 0 WHERE name = 'outbox' AND owner = ?", [owner])
         }
+    }
+}
+
+/// Openings of groups of two or more, by outcome.
+final class SQLGroupedOpenings: Sendable {
+    let together = Mutex<Int>(0)
+    let alone = Mutex<Int>(0)
+
+    init() {}
+    static let togetherTotal = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "together")])
+    static let aloneTotal = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "alone")])
+
+    func count(together count: Int) {
+        together.withLock { $0 += count }
+        Self.togetherTotal.increment(by: count)
+    }
+
+    func count(alone count: Int) {
+        alone.withLock { $0 += count }
+        Self.aloneTotal.increment(by: count)
     }
 }

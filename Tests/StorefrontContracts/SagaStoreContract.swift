@@ -31,7 +31,7 @@ public enum SagaStoreContract {
     /// Many openings of one product at once (an engine may put them in one transaction): each gets its own
     /// answer. Two pairs share a key (one of each pair is created, the other finds it); 38 sagas for 25 units:
     /// exactly 25 reserve and order (distinct order ids, 25 units held, stock 0), 13 open already failed for
-    /// stock; every saga's timeline and events are its own, in sequence.
+    /// stock; every saga's timeline and events are its own, in sequence. Then 40 that all fit: all ordered.
     static func concurrentOpenings(products: any ProductStore, sagas: any SagaStore & OutboxStore) async throws {
         let p = try await products.create(ProductStoreContract.mug("saga-crowd", stock: 25), now: now)
         let keys: [String?] = (0..<40).map { i in i < 4 ? "crowd-\(i % 2)" : (i % 3 == 0 ? "crowd-own-\(i)" : nil) }
@@ -78,6 +78,23 @@ public enum SagaStoreContract {
                 #expect(steps == [.startSaga, .reserveInventory])
                 #expect(events.map(\.type) == [.sagaStarted, .sagaFailed])
             }
+        }
+        // Enough for all, no keys: every one reserves and orders (an engine that groups commits them together).
+        let q = try await products.create(ProductStoreContract.mug("saga-crowd-2", stock: 100), now: now)
+        let plenty = try await withThrowingTaskGroup(of: BeginResult.self) { group in
+            for _ in 0..<40 {
+                group.addTask { try await sagas.begin(newSaga(q.id, qty: 2), then: SagaPlan.chain(from: .started, .forward), now: now) }
+            }
+            return try await group.reduce(into: [BeginResult]()) { $0.append($1) }
+        }
+        let opened = plenty.compactMap { if case .created(let s) = $0, s.state == .orderCreated { s } else { nil } }
+        #expect(opened.count == 40 && Set(opened.compactMap(\.orderId)).count == 40)
+        #expect(try await products.product(id: q.id, consistency: .primary)?.stock == 20)
+        #expect(try await products.unitsHeld(productId: q.id) == 80)
+        for saga in opened {
+            let events = try await sagas.records(after: 0, limit: 100, sagaId: saga.id).map { try SagaEvent.decode($0.payload) }
+            #expect(events.map(\.type) == [.sagaStarted, .inventoryReserved, .orderCreated] && events.map(\.sequence) == [1, 2, 3])
+            #expect(events.allSatisfy { $0.sagaId == saga.id && $0.qty == 2 } && events.last?.orderId == saga.orderId)
         }
     }
 

@@ -43,9 +43,9 @@ struct MariaDBContractTests {
         guard let db = try await freshMariaDB() else { return }
         let sagas = db.sagas()
         try await SagaStoreContract.run(products: db.products, sagas: sagas)
-        // The contract's 40 openings of one product at once went (partly) in groups here.
-        #expect(sagas.openingGroupCounts.itemsGrouped > 0, "\(sagas.openingGroupCounts)")
-        #expect(db.sagas(groupOpenings: false).openingGroupCounts.groups == 0)
+        // The contract's openings of one product at once went in groups here, and groups committed.
+        #expect(sagas.openingGroupCounts.itemsGrouped > 0 && sagas.groupedOpeningOutcomes.together > 0,
+                "\(sagas.openingGroupCounts) \(sagas.groupedOpeningOutcomes)")
         await db.close()
     }
 
@@ -65,16 +65,29 @@ struct MariaDBContractTests {
         func created(_ results: [Result<BeginResult, any Error>]) throws -> [Saga?] {
             try results.map { if case .created(let s) = try $0.get() { s } else { nil } }
         }
-        // Together: three sagas, 6 units, one UPDATE of the product row.
-        let together = try created(await sagas.open([opening("g-1"), opening(nil), opening("g-3")]))
+        // Together: three sagas, 6 units, one UPDATE of the product row; each saga's rows are its own.
+        let openings = [opening("g-1"), opening(nil), opening("g-3", qty: 3)]
+        let together = try created(await sagas.open(openings))
         #expect(together.allSatisfy { $0?.state == .orderCreated }, "\(together)")
+        #expect(sagas.groupedOpeningOutcomes == (3, 0))
         var product = try #require(try await db.products.product(id: p.id, consistency: .primary))
-        #expect(product.stock == 4 && product.version == versionBefore + 1, "stock \(product.stock), version \(product.version)")
-        #expect(try await db.products.unitsHeld(productId: p.id) == 6)
+        #expect(product.stock == 3 && product.version == versionBefore + 1, "stock \(product.stock), version \(product.version)")
+        #expect(try await db.products.unitsHeld(productId: p.id) == 7)
         #expect(Set(together.compactMap { $0?.orderId }).count == 3)
-        for saga in together.compactMap({ $0 }) {
+        for (saga, opening) in zip(together.compactMap({ $0 }), openings) {
+            #expect(saga.id == opening.new.id && saga.idempotencyKey == opening.new.idempotencyKey && saga.qty == opening.new.qty)
+            let stored = try #require(try await sagas.saga(id: saga.id))
+            #expect(stored.state == .orderCreated && stored.orderId == saga.orderId && stored.qty == opening.new.qty
+                    && stored.amountMinor == 100 * opening.new.qty && stored.eventSequence == 3 && stored.fence == SagaFence(owner: "app-1", epoch: 1))
+            let lease = stored.leaseUntil.timeIntervalSince(stored.updatedAt)
+            #expect(lease > 25 && lease < 35, "lease of \(lease) s")
             #expect(try await sagas.steps(sagaId: saga.id).map(\.name) == [.startSaga, .reserveInventory, .createOrder])
-            #expect(try await sagas.order(id: saga.orderId ?? -1)?.sagaId == saga.id)
+            let order = try #require(try await sagas.order(id: saga.orderId ?? -1))
+            #expect(order.sagaId == saga.id && order.qty == opening.new.qty && order.status == .pending)
+            let events = try await sagas.records(after: 0, limit: 100, sagaId: saga.id).map { try SagaEvent.decode($0.payload) }
+            #expect(events.map(\.type) == [.sagaStarted, .inventoryReserved, .orderCreated] && events.map(\.sequence) == [1, 2, 3])
+            #expect(events.allSatisfy { $0.sagaId == saga.id && $0.qty == opening.new.qty && $0.amountMinor == 100 * opening.new.qty })
+            #expect(events.last?.orderId == saga.orderId)
         }
         // A taken key: that one finds its saga, the others are created, each alone.
         let withTaken = try await sagas.open([opening("g-4", qty: 1), opening("g-1"), opening(nil, qty: 1)])
@@ -82,13 +95,22 @@ struct MariaDBContractTests {
         #expect(found.id == together[0]?.id)
         #expect(try created([withTaken[0], withTaken[2]]).allSatisfy { $0?.state == .orderCreated })
         product = try #require(try await db.products.product(id: p.id, consistency: .primary))
-        #expect(product.stock == 2 && product.version == versionBefore + 3)
-        // Too little for all (2 left, 3 asked): the first two are served in order, the third opens failed.
-        let short = try created(await sagas.open([opening(nil, qty: 1), opening(nil, qty: 1), opening("g-7", qty: 1)]))
-        #expect(short.map { $0?.state } == [.orderCreated, .orderCreated, .failed])
-        #expect(short[2]?.failureCode == .insufficientStock)
-        #expect(try await db.products.product(id: p.id, consistency: .primary)?.stock == 0)
+        #expect(product.stock == 1 && product.version == versionBefore + 3)
+        #expect(sagas.groupedOpeningOutcomes == (3, 3))
+        // Too little for all (1 left; 2, 1, 1 asked): split in order into what the stock covers (the second,
+        // with the product row updated once) and what it does not (opened failed, together).
+        let short = try created(await sagas.open([opening(nil, qty: 2), opening(nil, qty: 1), opening("g-7", qty: 1)]))
+        #expect(short.map { $0?.state } == [.failed, .orderCreated, .failed])
+        #expect(short[0]?.failureCode == .insufficientStock && short[2]?.failureCode == .insufficientStock)
+        #expect(short[0]?.orderId == nil && short[2]?.orderId == nil)
+        product = try #require(try await db.products.product(id: p.id, consistency: .primary))
+        #expect(product.stock == 0 && product.version == versionBefore + 4)
         #expect(try await db.products.unitsHeld(productId: p.id) == 10)
+        #expect(sagas.groupedOpeningOutcomes == (6, 3))
+        for saga in [short[0], short[2]].compactMap({ $0 }) {
+            let events = try await sagas.records(after: 0, limit: 100, sagaId: saga.id).map { try SagaEvent.decode($0.payload) }
+            #expect(events.map(\.type) == [.sagaStarted, .sagaFailed])
+        }
         await db.close()
     }
 

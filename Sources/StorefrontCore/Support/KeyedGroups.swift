@@ -6,7 +6,9 @@ import Synchronization
 /// ends and items are waiting, the next group runs on a new task and the caller returns.
 ///
 /// `execute` answers every item of a group, one result per item in order (a missing one is an error for that
-/// item). It never throws as a whole: a failure that concerns every item is that failure for each.
+/// item). It never throws as a whole: a failure that concerns every item is that failure for each. A group
+/// runs with the `execute` of the caller that found its key idle: every caller of one key must pass an
+/// equivalent one. Waiting items are not cancelled with their task (each is answered when its group ends).
 public final class KeyedGroups<Key: Hashable & Sendable, Item: Sendable, Output: Sendable>: Sendable {
     public typealias Execute = @Sendable ([Item]) async -> [Result<Output, any Error>]
 
@@ -103,5 +105,6 @@ public final class KeyedGroups<Key: Hashable & Sendable, Item: Sendable, Output:
 /// `KeyedGroups`' `execute` returned fewer results than the group had items: a programming error, reported
 /// to the items it left unanswered.
 public struct KeyedGroupsMissingResult: Error, CustomStringConvertible {
+    public init() {}
     public var description: String { "a group's execution left this item without a result" }
 }
