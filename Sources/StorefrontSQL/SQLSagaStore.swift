@@ -36,7 +36,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// Openings that went in groups so far: how many groups ran, and how many openings shared one.
     public var openingGroupCounts: (groups: Int, itemsGrouped: Int) { openings?.counts ?? (0, 0) }
 
-    /// Openings of groups of two or more: committed in a group (`together`), or one by one (`alone`).
+    /// Openings of groups of two or more: committed in a group (`together`, those opened failed for stock by a
+    /// split included), or one by one (`alone`).
     public var groupedOpeningOutcomes: (together: Int, alone: Int) {
         (grouped.together.withLock { $0 }, grouped.alone.withLock { $0 })
     }
@@ -84,8 +85,8 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// nothing of it is kept and:
     /// - too little stock for all: the product's stock is read and the openings split, in order, into those
     ///   it covers (one transaction again) and those it does not (opened failed for stock, one transaction,
-    ///   without touching the product row), so a refusal near a sell-out costs three transactions, not two
-    ///   per opening one after another;
+    ///   without touching the product row), so a refusal near a sell-out costs a read and up to three
+    ///   transactions, not two per opening one after another;
     /// - a taken idempotency key or order id (or anything the split could not commit): each is opened alone,
     ///   in order, as `begin` without groups would (created, the key's existing saga, or failed for stock).
     /// Any other failure (the database unreachable, the commit's outcome unknown) is every opening's.
@@ -104,7 +105,13 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
             break
         }
         let productId = group[0].new.productId
-        guard let stock = try? await database.read(.primary, { s in try SQLProductStore.fetch(s, id: productId)?.stock }) else {
+        let read: Int64?
+        do {
+            read = try await database.read(.primary) { s in try SQLProductStore.fetch(s, id: productId)?.stock }
+        } catch {
+            return group.map { _ in .failure(error) }  // the primary unreachable: as the group's own failure
+        }
+        guard let stock = read, group.allSatisfy({ $0.new.qty > 0 }) else {
             grouped.count(alone: group.count)
             return await oneByOne(group)
         }
