@@ -39,7 +39,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// Openings of groups of two or more: committed in a group (`together`, those opened failed for stock by a
     /// split included), or one by one (`alone`).
     public var groupedOpeningOutcomes: (together: Int, alone: Int) {
-        (grouped.together.withLock { $0 }, grouped.alone.withLock { $0 })
+        (grouped.together.load(ordering: .relaxed), grouped.alone.load(ordering: .relaxed))
     }
 
     /// One `begin` waiting for its group.
@@ -92,18 +92,29 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     /// Any other failure (the database unreachable, the commit's outcome unknown) is every opening's.
     func open(_ group: [Opening]) async -> [Result<BeginResult, any Error>] {
         guard group.count > 1 else { return [await Self.result { try await beginAlone(group[0].new, then: group[0].chain, now: group[0].now) }] }
-        switch await together(group, chain: nil) {
+        return await attempt(group, chain: nil, splitOnStock: true)
+    }
+
+    /// `openings` as one transaction (each with its own chain, or all with `chain`); refused for stock and
+    /// `splitOnStock`: split by the product's stock; refused otherwise: one by one.
+    private func attempt(_ openings: [Opening], chain: [SagaTransition]?, splitOnStock: Bool) async -> [Result<BeginResult, any Error>] {
+        switch await together(openings, chain: chain) {
         case .opened(let sagas):
-            grouped.count(together: group.count)
+            grouped.count(together: openings.count)
             return sagas.map { .success(.created($0)) }
         case .failed(let error):
-            return group.map { _ in .failure(error) }
-        case .refused(stock: false):
-            grouped.count(alone: group.count)
-            return await oneByOne(group)
-        case .refused(stock: true):
-            break
+            return openings.map { _ in .failure(error) }
+        case .refused(stock: true) where splitOnStock:
+            return await split(openings)
+        case .refused:
+            grouped.count(alone: openings.count)
+            return await oneByOne(openings)
         }
+    }
+
+    /// A group whose total the stock did not cover: the openings the stock (read on the primary) covers, in
+    /// order, together; the others opened failed for stock, together.
+    private func split(_ group: [Opening]) async -> [Result<BeginResult, any Error>] {
         let productId = group[0].new.productId
         let read: Int64?
         do {
@@ -127,18 +138,7 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
         }
         var results = [Result<BeginResult, any Error>?](repeating: nil, count: group.count)
         for (part, chain) in [(covered, nil), (short, [SagaPlan.insufficientStock(available: nil)])] where !part.isEmpty {
-            let openings = part.map { group[$0] }
-            let answers: [Result<BeginResult, any Error>]
-            switch await together(openings, chain: chain) {
-            case .opened(let sagas):
-                grouped.count(together: part.count)
-                answers = sagas.map { .success(.created($0)) }
-            case .failed(let error):
-                answers = part.map { _ in .failure(error) }
-            case .refused:
-                grouped.count(alone: part.count)
-                answers = await oneByOne(openings)
-            }
+            let answers = await attempt(part.map { group[$0] }, chain: chain, splitOnStock: false)
             for (index, answer) in zip(part, answers) { results[index] = answer }
         }
         return results.map { $0 ?? .failure(KeyedGroupsMissingResult()) }
@@ -733,22 +733,20 @@ public struct SQLSagaStore: SagaStore, OutboxStore, PurchaseLookup {
     }
 }
 
-/// Openings of groups of two or more, by outcome.
+/// Openings of groups of two or more, by outcome (for tests), and the counter operators see.
 final class SQLGroupedOpenings: Sendable {
-    let together = Mutex<Int>(0)
-    let alone = Mutex<Int>(0)
-
-    init() {}
     static let togetherTotal = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "together")])
     static let aloneTotal = Counter(label: "storefront_saga_openings_grouped_total", dimensions: [("outcome", "alone")])
+    let together = Atomic<Int>(0)
+    let alone = Atomic<Int>(0)
 
     func count(together count: Int) {
-        together.withLock { $0 += count }
+        together.add(count, ordering: .relaxed)
         Self.togetherTotal.increment(by: count)
     }
 
     func count(alone count: Int) {
-        alone.withLock { $0 += count }
+        alone.add(count, ordering: .relaxed)
         Self.aloneTotal.increment(by: count)
     }
 }
